@@ -14,6 +14,7 @@ only ever catch these classes. The tree (kept true by
     │   └── AppImportError (ImportError)
     ├── ProtocolError (ValueError)
     │   ├── DecodeError
+    │   ├── EncodeError (TypeError)
     │   ├── ContentDisallowed
     │   └── SecurityError
     ├── OperationalError (ConnectionError)
@@ -51,6 +52,7 @@ __all__ = [
     "ConfigurationError",
     "ContentDisallowed",
     "DecodeError",
+    "EncodeError",
     "Ignore",
     "ImproperlyConfigured",
     "MaxRetriesExceededError",
@@ -111,6 +113,10 @@ class ProtocolError(CeleriacError, ValueError):
 
 class DecodeError(ProtocolError):
     """A body or envelope that cannot be decoded (bad JSON, bad base64, ...)."""
+
+
+class EncodeError(ProtocolError, TypeError):
+    """A value that the chosen serializer cannot encode (kombu's ``EncodeError``)."""
 
 
 class ContentDisallowed(ProtocolError):
