@@ -27,6 +27,9 @@ class Envelope:
     task messages on the default exchange ``""`` with the queue name as key).
     ``delivery_tag`` is the publisher-made id kombu's Redis transport uses; it is
     empty for transports that number deliveries themselves.
+    ``extra_properties`` carries message properties that have no field here
+    (kombu passes some through, e.g. ``origin`` on retried messages), so that
+    re-publishing a message keeps them.
     """
 
     body: bytes
@@ -41,6 +44,7 @@ class Envelope:
     exchange: str = ""
     routing_key: str = ""
     delivery_tag: str = ""
+    extra_properties: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
 
     def with_route(self, exchange: str, routing_key: str) -> Envelope:
         """Return a copy addressed to ``exchange``/``routing_key``."""
