@@ -42,7 +42,7 @@ from typing import Any
 
 import orjson
 
-from celeriac.errors import ProtocolError
+from celeriac.errors import EncodeError
 from celeriac.protocol.envelope import Envelope
 from celeriac.transports import _virtual
 from celeriac.transports._sqlite_db import (
@@ -128,7 +128,7 @@ def encode_props(envelope: Envelope) -> bytes:
             ]
         )
     except TypeError as exc:
-        raise ProtocolError(f"message headers are not JSON-serialisable: {exc}") from exc
+        raise EncodeError(f"message headers are not JSON-serialisable: {exc}") from exc
 
 
 def decode_envelope(props: bytes, body: bytes) -> Envelope:
