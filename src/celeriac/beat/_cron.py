@@ -21,6 +21,7 @@ Day fields follow Celery, not Vixie cron: when both ``day_of_month`` and
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -89,6 +90,8 @@ def _check(name: str, spec: object, value: int) -> int:
 
 def _atom(name: str, spec: object, text: str) -> int:
     text = text.strip().lower()
+    if not text:
+        raise _error(name, spec, "a range needs a value on each side of '-'")
     if text.isdigit():
         return int(text)
     names = _NAMES.get(name)
@@ -111,6 +114,8 @@ def _part(name: str, spec: object, part: str) -> set[int]:
             raise _error(name, spec, f"step {step_text!r} must be a positive integer")
         step = int(step_text)
     body = body.strip()
+    if body.startswith("-"):
+        raise _error(name, spec, f"negative values are not allowed; {_range_text(name)}")
     if body == "*":
         start, end = lo, hi
     elif "-" in body:
@@ -244,10 +249,7 @@ class CronSpec:
         if self._offset_constant(day, tz):
             base = (midnight - _offset(midnight, tz)).replace(tzinfo=UTC)
             return [base + t for t in self._times]
-        instants: set[datetime] = set()
-        for t in self._times:
-            instants.update(resolve_wall(midnight + t, tz, self.every_hour))
-        return sorted(instants)
+        return list(_transition_day_fires(self, day, tz))
 
     def first_fire_after(self, day: date, tz: ZoneInfo, after: datetime) -> datetime | None:
         """The first instant of ``day``'s wall times strictly after ``after``, if any."""
@@ -260,10 +262,9 @@ class CronSpec:
             if i == len(self._times):
                 return None
             return (midnight + self._times[i] - offset).replace(tzinfo=UTC)
-        for instant in self.fires_on(day, tz):
-            if instant > after:
-                return instant
-        return None
+        fires = _transition_day_fires(self, day, tz)
+        i = bisect.bisect_right(fires, after)
+        return fires[i] if i < len(fires) else None
 
     def next_fire(self, after: datetime, tz: ZoneInfo) -> datetime:
         """The first firing instant strictly after the aware instant ``after`` (UTC result)."""
@@ -291,6 +292,17 @@ class CronSpec:
         # back within the same day is not handled (no zone in tzdata does it).
         start = datetime.combine(day, time())
         return _offset(start, tz) == _offset(start + timedelta(days=1), tz)
+
+
+# A scheduler asks about the same transition day on every tick of that day;
+# resolving up to 1440 wall times each time would cost milliseconds.
+@functools.lru_cache(maxsize=64)
+def _transition_day_fires(spec: CronSpec, day: date, tz: ZoneInfo) -> tuple[datetime, ...]:
+    midnight = datetime.combine(day, time())
+    instants: set[datetime] = set()
+    for t in spec._times:
+        instants.update(resolve_wall(midnight + t, tz, spec.every_hour))
+    return tuple(sorted(instants))
 
 
 def _offset(wall: datetime, tz: ZoneInfo) -> timedelta:
