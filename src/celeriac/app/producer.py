@@ -1,0 +1,242 @@
+"""Sending tasks: options -> :class:`TaskMessage` -> envelope -> transport.
+
+Message building is shared, pure code (:meth:`Producer.build`); only the last
+step differs between the sync path (``delay``: the transport's sync client,
+called directly) and the async path (``adelay``: the transport's async client).
+No thread hop on either (DESIGN.md section 2.3).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from celeriac import signals
+from celeriac.app.context import current_request
+from celeriac.app.queues import queue_spec
+from celeriac.errors import OperationalError
+from celeriac.protocol.envelope import Envelope
+from celeriac.protocol.message import TaskMessage, build_task_envelope, new_task_id
+
+if TYPE_CHECKING:
+    from celeriac.app.core import App
+    from celeriac.app.routing import Route
+
+__all__ = ["OutgoingTask", "Producer"]
+
+logger = logging.getLogger("celeriac.app.producer")
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingTask:
+    """A built message, ready for a transport."""
+
+    message: TaskMessage
+    envelope: Envelope
+    eta: float | None
+    route: Route
+
+
+def _as_dicts(value: Any) -> list[dict[str, Any]] | None:
+    if value is None:
+        return None
+    items = value if isinstance(value, list | tuple) else [value]
+    out: list[dict[str, Any]] = []
+    for item in items:
+        if hasattr(item, "as_dict"):
+            out.append(item.as_dict())
+        elif isinstance(item, Mapping):
+            out.append(dict(item))
+        else:
+            raise TypeError(f"link/link_error takes signatures, got {type(item).__name__}")
+    return out or None
+
+
+def _absolute(value: Any, now: datetime) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if isinstance(value, timedelta):
+        return now + value
+    return now + timedelta(seconds=float(value))
+
+
+class Producer:
+    """Builds and sends task messages for one app."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._declared: set[str] = set()
+
+    def build(
+        self,
+        name: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        options: Mapping[str, Any],
+        task: Any = None,
+    ) -> OutgoingTask:
+        """Turn a call and its options into a message, an envelope and a route."""
+        settings = self.app.conf.settings
+        route = self.app.router.route(name, args, kwargs, options, task)
+        task_id = options.get("task_id") or new_task_id()
+        countdown = options.get("countdown")
+        eta_opt = options.get("eta")
+        expires_opt = options.get("expires", getattr(task, "expires", None))
+        now = datetime.now(UTC) if (countdown or eta_opt or expires_opt) else None
+        eta = expires = None
+        if now is not None:
+            eta = _absolute(eta_opt, now) if eta_opt is not None else (
+                _absolute(countdown, now) if countdown else None
+            )
+            expires = _absolute(expires_opt, now)
+        parent = current_request()
+        parent_id = options.get("parent_id")
+        root_id = options.get("root_id")
+        if parent_id is None and parent.id is not None and not parent.called_directly:
+            parent_id = parent.id
+            root_id = root_id or parent.root_id
+        ignore_result = options.get("ignore_result")
+        if ignore_result is None:
+            ignore_result = getattr(task, "ignore_result", None)
+        if ignore_result is None:
+            ignore_result = settings.task_ignore_result
+        time_limit = options.get("time_limit", getattr(task, "time_limit", None))
+        soft_limit = options.get("soft_time_limit", getattr(task, "soft_time_limit", None))
+        priority = route.priority
+        if priority is None:
+            priority = settings.task_default_priority
+        headers = options.get("headers") or {}
+        message = TaskMessage(
+            task=name,
+            id=task_id,
+            args=tuple(args),
+            kwargs=dict(kwargs),
+            callbacks=_as_dicts(options.get("link")),
+            errbacks=_as_dicts(options.get("link_error")),
+            chain=options.get("chain"),
+            chord=options.get("chord"),
+            eta=eta,
+            expires=expires,
+            retries=int(options.get("retries", 0)),
+            group=options.get("group_id"),
+            group_index=options.get("group_index"),
+            root_id=root_id or task_id,
+            parent_id=parent_id,
+            shadow=options.get("shadow") or getattr(task, "shadow_name", None),
+            timelimit=(time_limit, soft_limit),
+            ignore_result=bool(ignore_result),
+            origin=self.app.origin,
+            extra_headers=dict(headers),
+            priority=priority,
+            reply_to=options.get("reply_to") or self.app.oid,
+        )
+        serializer = (
+            options.get("serializer") or getattr(task, "serializer", None)
+            or settings.task_serializer
+        )
+        compression = (
+            options.get("compression") or getattr(task, "compression", None)
+            or settings.task_compression
+        )
+        envelope = build_task_envelope(
+            message, queue=route.routing_key, exchange=route.exchange,
+            serializer=serializer, compression=compression,
+        )
+        eta_ts = eta.timestamp() if eta is not None else None
+        return OutgoingTask(message, envelope, eta_ts, route)
+
+    # -- sync path -------------------------------------------------------------
+    def send_sync(self, out: OutgoingTask, options: Mapping[str, Any]) -> None:
+        """Publish over the transport's sync client, retrying per the retry policy."""
+        transport = self.app.transport
+        if out.route.queue not in self._declared:
+            transport.declare_sync([self._spec(out.route.queue)])
+            self._declared.add(out.route.queue)
+        publish_signals = bool(
+            signals.before_task_publish.receivers or signals.after_task_publish.receivers
+        )
+        if publish_signals:
+            self._before_publish(out)
+        retry, policy = self._policy(options)
+        attempt = 0
+        while True:
+            try:
+                transport.publish_sync(out.envelope, eta=out.eta)
+                break
+            except OperationalError as exc:
+                attempt += 1
+                if not retry or attempt > int(policy.get("max_retries", 3)):
+                    raise
+                delay = self._interval(policy, attempt)
+                logger.warning("publish of %s failed (%s); retry %d in %.2fs",
+                               out.message.id, exc, attempt, delay)
+                time.sleep(delay)
+        if publish_signals:
+            self._after_publish(out)
+
+    # -- async path -------------------------------------------------------------
+    async def send_async(self, out: OutgoingTask, options: Mapping[str, Any]) -> None:
+        """Publish over the transport's async client, retrying per the retry policy."""
+        import asyncio
+
+        transport = await self.app.atransport()
+        if out.route.queue not in self._declared:
+            await transport.declare([self._spec(out.route.queue)])
+            self._declared.add(out.route.queue)
+        publish_signals = bool(
+            signals.before_task_publish.receivers or signals.after_task_publish.receivers
+        )
+        if publish_signals:
+            self._before_publish(out)
+        retry, policy = self._policy(options)
+        attempt = 0
+        while True:
+            try:
+                await transport.publish(out.envelope, eta=out.eta)
+                break
+            except OperationalError:
+                attempt += 1
+                if not retry or attempt > int(policy.get("max_retries", 3)):
+                    raise
+                await asyncio.sleep(self._interval(policy, attempt))
+        if publish_signals:
+            self._after_publish(out)
+
+    # -- helpers ----------------------------------------------------------------
+    def _spec(self, queue: str) -> Any:
+        settings = self.app.conf.settings
+        declared = self.app.router.queues.get(queue)
+        return queue_spec(declared if declared is not None else queue,
+                          settings.task_queue_max_priority)
+
+    def _policy(self, options: Mapping[str, Any]) -> tuple[bool, Mapping[str, Any]]:
+        settings = self.app.conf.settings
+        retry = options.get("retry", settings.task_publish_retry)
+        policy = options.get("retry_policy") or settings.task_publish_retry_policy or {}
+        return bool(retry), policy
+
+    @staticmethod
+    def _interval(policy: Mapping[str, Any], attempt: int) -> float:
+        start = float(policy.get("interval_start", 0))
+        step = float(policy.get("interval_step", 0.2))
+        cap = float(policy.get("interval_max", 0.2))
+        return min(cap, start + step * (attempt - 1))
+
+    def _before_publish(self, out: OutgoingTask) -> None:
+        signals.before_task_publish.send(
+            sender=out.message.task, body=None, exchange=out.route.exchange,
+            routing_key=out.route.routing_key, headers=dict(out.envelope.headers),
+            properties={"correlation_id": out.message.id}, declare=[], retry_policy=None,
+        )
+
+    def _after_publish(self, out: OutgoingTask) -> None:
+        signals.after_task_publish.send(
+            sender=out.message.task, body=None, exchange=out.route.exchange,
+            routing_key=out.route.routing_key, headers=dict(out.envelope.headers),
+        )

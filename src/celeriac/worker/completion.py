@@ -1,0 +1,232 @@
+"""What happens after a task ran: results, retries, callbacks, chains and chords.
+
+All of it runs in the worker's event loop over the async faces of the backend
+and transport, after the pool returned an :class:`Outcome` and before the
+message is acknowledged (so a crash in between re-runs the task rather than
+losing its follow-ups: at-least-once end to end).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from celeriac.app.trace import Outcome
+from celeriac.backends.base import ChordPart, ResultBackend
+from celeriac.errors import ChordError
+from celeriac.protocol import states
+from celeriac.protocol.exceptions import exception_from_wire, exception_to_wire
+from celeriac.protocol.message import build_task_envelope, new_task_id
+from celeriac.protocol.results import ResultMeta, now_iso
+from celeriac.transports.base import Transport
+from celeriac.worker.request import Request
+
+if TYPE_CHECKING:
+    from celeriac.app.core import App
+
+__all__ = ["Completion"]
+
+logger = logging.getLogger("celeriac.worker")
+
+
+class Completion:
+    """Applies an outcome: stores it and sends whatever comes next."""
+
+    def __init__(self, app: App, transport: Transport, backend: ResultBackend | None,
+                 hostname: str) -> None:
+        self.app = app
+        self.transport = transport
+        self.backend = backend
+        self.hostname = hostname
+        settings = app.conf.settings
+        self.extended = bool(settings.result_extended)
+        self.store_errors_even_if_ignored = bool(settings.task_store_errors_even_if_ignored)
+
+    # -- results -----------------------------------------------------------------
+    def _meta(self, request: Request, status: str, result: Any, traceback: str | None,
+              children: list[Any] | None) -> ResultMeta:
+        m = request.message
+        extra: dict[str, Any] = {}
+        if self.extended:
+            extra = {
+                "name": m.task, "args": list(m.args), "kwargs": dict(m.kwargs),
+                "worker": self.hostname, "retries": m.retries,
+                "queue": request.delivery.envelope.routing_key, "extended": True,
+            }
+        return ResultMeta(
+            m.id, status, result, traceback, children, now_iso(),
+            group_id=m.group, parent_id=m.parent_id, **extra,
+        )
+
+    async def store(self, request: Request, status: str, result: Any,
+                    traceback: str | None = None, children: list[Any] | None = None) -> None:
+        """Write a state for ``request`` unless results are ignored for it."""
+        if self.backend is None:
+            return
+        ignored = request.message.ignore_result or bool(getattr(request.task, "ignore_result", False))
+        if ignored and not (status == states.FAILURE and self.store_errors_even_if_ignored):
+            return
+        await self.backend.store(self._meta(request, status, result, traceback,
+                                            children if children is not None else []))
+
+    # -- the outcome --------------------------------------------------------------
+    async def finish(self, request: Request, out: Outcome) -> None:
+        """Store the outcome and send follow-ups; the caller acks afterwards."""
+        if out.status == states.SUCCESS:
+            await self._succeeded(request, out)
+        elif out.status == states.RETRY and out.retry is not None:
+            await self._retry(request, out)
+        elif out.status in (states.FAILURE, states.REVOKED):
+            await self._failed(request, out)
+
+    async def _succeeded(self, request: Request, out: Outcome) -> None:
+        m = request.message
+        follow: list[tuple[dict[str, Any], tuple[Any, ...], dict[str, Any]]] = []
+        for sig in m.callbacks or ():
+            follow.append((sig, (out.value,), {}))
+        if m.chain:
+            nxt, rest = m.chain[-1], m.chain[:-1]
+            follow.append((nxt, (out.value,), {"chain": rest or None}))
+        children = []
+        for sig, _, extra in follow:
+            opts = sig.setdefault("options", {})
+            opts.setdefault("task_id", new_task_id())
+            children.append([[opts["task_id"], None], None])
+        await self.store(request, states.SUCCESS, out.value, None, children)
+        for sig, args, extra in follow:
+            await self.send_signature(sig, args, request, extra)
+        if m.chord is not None and m.group:
+            await self._chord_part(request, states.SUCCESS, out.value)
+
+    async def _failed(self, request: Request, out: Outcome) -> None:
+        m = request.message
+        await self.store(request, out.status, out.exc_wire, out.traceback)
+        exc = out.exc if out.exc is not None else (
+            exception_from_wire(out.exc_wire) if out.exc_wire else None
+        )
+        for sig in m.errbacks or ():
+            await self.call_errback(sig, request, exc, out.traceback)
+        if m.chain:
+            # A failed step stops the chain; the remaining steps' errbacks run too.
+            for step in m.chain:
+                for sig in (step.get("options") or {}).get("link_error") or ():
+                    await self.call_errback(sig, request, exc, out.traceback)
+        if m.chord is not None and m.group:
+            await self._chord_part(request, states.FAILURE, out.exc_wire)
+
+    async def _retry(self, request: Request, out: Outcome) -> None:
+        assert out.retry is not None
+        m = request.message
+        plan = out.retry
+        if plan.eta is not None:
+            eta = plan.eta if plan.eta.tzinfo else plan.eta.replace(tzinfo=UTC)
+        else:
+            eta = datetime.now(UTC) + timedelta(seconds=plan.countdown or 0)
+        msg = replace(
+            m, retries=m.retries + 1, eta=eta, parent_id=m.id,
+            args=tuple(plan.args) if plan.args is not None else m.args,
+            kwargs=dict(plan.kwargs) if plan.kwargs is not None else m.kwargs,
+            argsrepr=None, kwargsrepr=None,
+        )
+        env = request.delivery.envelope
+        settings = self.app.conf.settings
+        serializer = getattr(request.task, "serializer", None) or settings.task_serializer
+        queue = plan.options.get("queue") or env.routing_key or request.delivery.queue
+        envelope = build_task_envelope(msg, queue=queue, exchange=env.exchange,
+                                       serializer=serializer)
+        await self.store(request, states.RETRY, out.exc_wire, out.traceback)
+        await self.transport.publish(envelope, eta=eta.timestamp())
+
+    # -- follow-ups -----------------------------------------------------------------
+    async def send_signature(self, sig: dict[str, Any], args: tuple[Any, ...],
+                             request: Request, extra: dict[str, Any] | None = None) -> None:
+        """Send a signature dict as a task, with ``args`` prepended unless immutable."""
+        if sig.get("subtask_type"):
+            from celeriac.canvas import signature_from_dict
+
+            canvas_sig = signature_from_dict(sig, app=self.app)
+            await canvas_sig.aapply_async(
+                args if not sig.get("immutable") else (),
+                parent_id=request.id, root_id=request.message.root_id, **(extra or {}),
+            )
+            return
+        call_args = tuple(sig.get("args") or ())
+        if not sig.get("immutable"):
+            call_args = args + call_args
+        options = dict(sig.get("options") or {})
+        options.update(extra or {})
+        options.setdefault("parent_id", request.id)
+        options.setdefault("root_id", request.message.root_id)
+        for key in ("link", "link_error"):
+            if key in options and options[key] is None:
+                del options[key]
+        await self.app.asend_task(sig["task"], call_args, sig.get("kwargs") or {}, **options)
+
+    async def call_errback(self, sig: dict[str, Any], request: Request,
+                           exc: BaseException | None, traceback: str | None) -> None:
+        """Run an errback: new-style ``(request, exc, traceback)`` locally, else send ``(id,)``."""
+        task = self.app.tasks.get(sig.get("task", ""))
+        if task is not None and _takes_request_exc_tb(task):
+            ctx = request.to_job(self.hostname, None, None).ctx
+            args = (ctx, exc, traceback, *(sig.get("args") or ()))
+            try:
+                if task.is_async:
+                    await task.run(*args, **(sig.get("kwargs") or {}))
+                else:
+                    await asyncio.to_thread(task.run, *args, **(sig.get("kwargs") or {}))
+            except Exception:
+                logger.exception("errback %s for %s[%s] raised", sig.get("task"),
+                                 request.name, request.id)
+            return
+        await self.send_signature(sig, (request.id,), request)
+
+    async def _chord_part(self, request: Request, status: str, result: Any) -> None:
+        if self.backend is None:
+            logger.error("chord part %s[%s] cannot be counted: no result backend",
+                         request.name, request.id)
+            return
+        m = request.message
+        part = ChordPart(m.group or "", m.id, m.group_index or 0, status, result)
+        parts = await self.backend.chord_part_return(part)
+        if parts is None:
+            return
+        body = dict(m.chord or {})
+        failed = [p for p in parts if p.status != states.SUCCESS]
+        if failed:
+            first = failed[0]
+            error = ChordError(f"Dependency {first.task_id} raised {_describe(first.result)}")
+            body_id = (body.get("options") or {}).get("task_id")
+            if body_id and self.backend is not None:
+                await self.backend.store(ResultMeta(
+                    body_id, states.FAILURE, exception_to_wire(error), None, [], now_iso(),
+                ))
+            for sig in (body.get("options") or {}).get("link_error") or ():
+                await self.call_errback(sig, request, error, None)
+            return
+        values = [p.result for p in parts]
+        await self.send_signature(body, (values,), request)
+
+
+def _describe(wire: Any) -> str:
+    if isinstance(wire, dict) and "exc_type" in wire:
+        message = wire.get("exc_message")
+        if isinstance(message, list | tuple):
+            message = ", ".join(repr(x) for x in message)
+        return f"{wire['exc_type']}({message})"
+    return repr(wire)
+
+
+def _takes_request_exc_tb(task: Any) -> bool:
+    import inspect
+
+    try:
+        params = list(inspect.signature(task.run).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    if task.bind:
+        params = params[1:]
+    names = [p.name for p in params[:3]]
+    return len(params) >= 3 and names[:1] == ["request"]

@@ -1,0 +1,279 @@
+"""The consumer: fetch messages in batches, vet them, run them, acknowledge them.
+
+The fetch loop keeps at most ``window`` messages in flight (concurrency x
+prefetch multiplier). Each message is decoded and checked (content type,
+known task, revoked, expired, ETA) before it reaches the pool. Acks of
+finished messages are collected and sent together once per loop turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from celeriac.app.trace import Outcome
+from celeriac.errors import ContentDisallowed, DecodeError, NotRegistered, OperationalError
+from celeriac.protocol import states
+from celeriac.protocol.exceptions import exception_to_wire
+from celeriac.protocol.message import parse_task_envelope
+from celeriac.protocol.results import ResultMeta, now_iso
+from celeriac.transports.base import Delivery
+from celeriac.worker.request import Request
+
+if TYPE_CHECKING:
+    from celeriac.worker.worker import Worker
+
+__all__ = ["Consumer"]
+
+logger = logging.getLogger("celeriac.worker")
+
+
+class Consumer:
+    """Owns the fetch loop and the set of in-flight requests of one worker."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.app = worker.app
+        self.transport = worker.transport
+        self.pool = worker.pool
+        self.completion = worker.completion
+        self.window = worker.prefetch_window
+        self.accept = tuple(self.app.conf.settings.accept_content)
+        self.acks_late_default = bool(self.app.conf.settings.task_acks_late)
+        self.inflight: dict[str, Request] = {}
+        self.held: dict[str, tuple[Request, asyncio.TimerHandle]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slot = asyncio.Event()
+        self._pending_acks: list[Delivery] = []
+        self._ack_scheduled = False
+        self._stopping = False
+        self.processed = 0
+
+    # -- the loop -------------------------------------------------------------------
+    async def run(self) -> None:
+        """Fetch until :meth:`stop`; reconnect with backoff when the broker goes away."""
+        backoff = 0.1
+        queues = self.worker.queues
+        while not self._stopping:
+            free = self.window - len(self.inflight)
+            if free <= 0:
+                self._slot.clear()
+                await self._slot.wait()
+                continue
+            try:
+                deliveries = await self.transport.fetch(queues, free, 1.0)
+                backoff = 0.1
+            except OperationalError as exc:
+                logger.error("consumer: broker connection lost: %s; retrying in %.1fs",
+                             exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if self._stopping:
+                for d in deliveries:
+                    await self._safe_reject(d, requeue=True, reason="worker shutting down")
+                break
+            for delivery in deliveries:
+                await self.accept_delivery(delivery)
+
+    def stop(self) -> None:
+        """Stop fetching (warm shutdown starts here)."""
+        self._stopping = True
+        self._slot.set()
+
+    async def drain(self) -> None:
+        """Wait for every running request to finish and be acked."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.flush_acks()
+
+    async def requeue_held(self) -> None:
+        """Give ETA messages held in memory back to the broker (shutdown)."""
+        for request, timer in list(self.held.values()):
+            timer.cancel()
+            await self._safe_reject(request.delivery, requeue=True, reason="worker shutdown")
+        self.held.clear()
+
+    # -- vetting ----------------------------------------------------------------------
+    async def accept_delivery(self, delivery: Delivery) -> None:
+        """Decode and vet one delivery, then run, hold or set it aside."""
+        try:
+            message = parse_task_envelope(delivery.envelope, self.accept)
+        except (DecodeError, ContentDisallowed) as exc:
+            await self._refuse(delivery, exc)
+            return
+        try:
+            task = self.app.tasks[message.task]
+        except NotRegistered as exc:
+            request = Request(message, delivery, None)
+            logger.error("Received unregistered task of type %r [%s]: %s; the message is "
+                         "set aside in the dead-letter store", message.task, message.id, exc)
+            await self.completion.store(request, states.FAILURE, exception_to_wire(exc),
+                                        f"NotRegistered: {exc}")
+            await self._safe_reject(delivery, requeue=False, reason=f"unregistered task {message.task!r}")
+            return
+        request = Request(message, delivery, task)
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("Received task: %s[%s]", request.display_name, request.id)
+        if self.worker.state.is_revoked(request.id):
+            await self._revoked(request, expired=False)
+            return
+        if request.expired():
+            await self._revoked(request, expired=True)
+            return
+        eta = request.eta_timestamp()
+        if eta is not None and eta > time.time() + 0.005:
+            await self._hold(request, eta)
+            return
+        self._start(request)
+
+    async def _refuse(self, delivery: Delivery, exc: Exception) -> None:
+        env = delivery.envelope
+        task_id = env.headers.get("id") if isinstance(env.headers, dict) else None
+        task_id = task_id or env.correlation_id
+        logger.error("Refused message from queue %r (id %s): %s; it is set aside in the "
+                     "dead-letter store", delivery.queue, task_id or "unknown", exc)
+        backend = self.completion.backend
+        if task_id and backend is not None:
+            await backend.store(ResultMeta(str(task_id), states.FAILURE, exception_to_wire(exc),
+                                           f"{type(exc).__name__}: {exc}", [], now_iso()))
+        await self._safe_reject(delivery, requeue=False, reason=str(exc))
+
+    async def _revoked(self, request: Request, *, expired: bool) -> None:
+        reason = "expired" if expired else "revoked"
+        logger.info("Discarding %s task: %s[%s]", reason, request.display_name, request.id)
+        from celeriac.errors import TaskRevokedError
+
+        await self.completion.store(request, states.REVOKED,
+                                    exception_to_wire(TaskRevokedError(reason)), None, None)
+        self.worker.events.task_revoked(request, expired=expired)
+        self._queue_ack(request.delivery)
+
+    async def _hold(self, request: Request, eta: float) -> None:
+        if self.transport.supports_delayed:
+            await self.transport.defer(request.delivery, eta)
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, eta - time.time())
+
+        def due() -> None:
+            self.held.pop(request.id, None)
+            if not self._stopping:
+                self._start(request)
+
+        self.held[request.id] = (request, loop.call_later(delay, due))
+
+    # -- running ------------------------------------------------------------------------
+    def _start(self, request: Request) -> None:
+        self.inflight[request.id] = request
+        runner = asyncio.ensure_future(self._execute(request))
+        self._tasks.add(runner)
+        runner.add_done_callback(self._tasks.discard)
+
+    def _acks_late(self, request: Request) -> bool:
+        value = getattr(request.task, "acks_late", None)
+        return self.acks_late_default if value is None else bool(value)
+
+    async def _execute(self, request: Request) -> None:
+        worker = self.worker
+        acks_late = self._acks_late(request)
+        try:
+            if not acks_late:
+                self._queue_ack(request.delivery)
+            worker.events.task_started(request)
+            if worker.track_started or getattr(request.task, "track_started", False):
+                await self.completion.store(request, states.STARTED, {"pid": worker.pid,
+                                                                     "hostname": worker.hostname})
+            request.started = time.monotonic()
+            job = request.to_job(worker.hostname, worker.time_limit, worker.soft_time_limit)
+            out = await self.pool.run(job)
+            worker.log_outcome(request, out)
+            if out.requeue and out.status != states.REJECTED:
+                # Cold shutdown or a lost child with reject_on_worker_lost: run it again.
+                if acks_late:
+                    await self._safe_reject(request.delivery, requeue=True, reason="requeued")
+                return
+            if out.status == states.FAILURE and _is_worker_lost(out) and acks_late and \
+                    _reject_on_worker_lost(self.app, request):
+                await self._safe_reject(request.delivery, requeue=True, reason="worker lost")
+                return
+            await self.completion.finish(request, out)
+            worker.events.task_outcome(request, out)
+            self.processed += 1
+            worker.state.processed(request.name)
+            if out.status == states.REJECTED:
+                if acks_late:
+                    await self._safe_reject(request.delivery, requeue=out.requeue, reason=out.reason)
+                return
+            if acks_late:
+                if out.status == states.FAILURE and not _ack_on_failure(self.app, request) \
+                        and not _is_worker_lost(out):
+                    await self._safe_reject(request.delivery, requeue=True, reason="failed")
+                else:
+                    self._queue_ack(request.delivery)
+        except Exception:
+            logger.exception("internal error handling %s[%s]; the message is given back",
+                             request.name, request.id)
+            await self._safe_reject(request.delivery, requeue=True, reason="internal error")
+        finally:
+            self.inflight.pop(request.id, None)
+            self._slot.set()
+
+    # -- acks ------------------------------------------------------------------------------
+    def _queue_ack(self, delivery: Delivery) -> None:
+        self._pending_acks.append(delivery)
+        if not self._ack_scheduled:
+            self._ack_scheduled = True
+            asyncio.get_running_loop().call_soon(self._spawn_flush)
+
+    def _spawn_flush(self) -> None:
+        runner = asyncio.ensure_future(self.flush_acks())
+        self._tasks.add(runner)
+        runner.add_done_callback(self._tasks.discard)
+
+    async def flush_acks(self) -> None:
+        """Send every pending ack in one call."""
+        self._ack_scheduled = False
+        if not self._pending_acks:
+            return
+        batch, self._pending_acks = self._pending_acks, []
+        for attempt in range(5):
+            try:
+                await self.transport.ack(batch)
+                return
+            except OperationalError as exc:
+                logger.warning("ack of %d messages failed (%s); retrying", len(batch), exc)
+                await asyncio.sleep(0.2 * (attempt + 1))
+        logger.error("could not ack %d messages; they will be redelivered", len(batch))
+
+    async def _safe_reject(self, delivery: Delivery, *, requeue: bool, reason: str) -> None:
+        try:
+            await self.transport.reject(delivery, requeue=requeue, reason=reason)
+        except OperationalError as exc:
+            logger.error("could not reject a message (%s); its lease will expire and it "
+                         "will be redelivered", exc)
+
+    def active(self) -> Sequence[Request]:
+        """Requests running now."""
+        return list(self.inflight.values())
+
+    def scheduled(self) -> Sequence[Request]:
+        """ETA requests held in memory."""
+        return [r for r, _ in self.held.values()]
+
+
+def _is_worker_lost(out: Outcome) -> bool:
+    return bool(out.exc_wire and out.exc_wire.get("exc_type") == "WorkerLostError")
+
+
+def _reject_on_worker_lost(app: Any, request: Request) -> bool:
+    value = getattr(request.task, "reject_on_worker_lost", None)
+    return bool(app.conf.settings.task_reject_on_worker_lost if value is None else value)
+
+
+def _ack_on_failure(app: Any, request: Request) -> bool:
+    value = getattr(request.task, "acks_on_failure_or_timeout", None)
+    return bool(app.conf.settings.task_acks_on_failure_or_timeout if value is None else value)

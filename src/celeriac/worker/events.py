@@ -1,0 +1,39 @@
+"""The worker's event hooks: where task and worker events are emitted.
+
+The default :class:`NoEvents` does nothing and costs one method call; the
+events room (``celeriac.events``) plugs in a dispatcher that publishes
+Celery-compatible events when ``-E``/``worker_send_task_events`` is on.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from celeriac.app.trace import Outcome
+    from celeriac.worker.request import Request
+
+__all__ = ["NoEvents", "WorkerEvents"]
+
+
+class WorkerEvents:
+    """Hooks the consumer calls; override what you publish."""
+
+    def task_received(self, request: Request) -> None:
+        """A task message was accepted."""
+
+    def task_started(self, request: Request) -> None:
+        """A task began to run."""
+
+    def task_outcome(self, request: Request, outcome: Outcome) -> None:
+        """A task ended (succeeded, failed, retried)."""
+
+    def task_revoked(self, request: Request, *, expired: bool) -> None:
+        """A task was discarded as revoked or expired."""
+
+    def worker_status(self, kind: str, **fields: Any) -> None:
+        """Worker online/heartbeat/offline."""
+
+
+class NoEvents(WorkerEvents):
+    """Events disabled."""
