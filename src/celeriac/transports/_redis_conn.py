@@ -1,0 +1,273 @@
+"""Redis URLs and clients, shared by the Redis transport and the Redis backend.
+
+One parser turns every Redis URL form celeriac accepts into a
+:class:`RedisTarget`, and two small factories build redis-py's sync and asyncio
+clients from it, so both faces (and both the broker and the result backend)
+connect the same way:
+
+* ``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` (TLS; query
+  ``ssl_cert_reqs=required|optional|none``, ``ssl_ca_certs``, ``ssl_certfile``,
+  ``ssl_keyfile``),
+* ``redis+socket:///path/to/redis.sock[?virtual_host=db]`` and ``unix://``
+  (``?db=N``),
+* ``sentinel://host:port[;sentinel://host2:port...][/db]``: the primary is found
+  through the sentinels; the service name comes from the transport options
+  (``master_name``) or the query (``?master_name=``).
+
+Query options common to all forms: ``socket_timeout``, ``socket_connect_timeout``.
+Library errors are translated by :func:`translate_error` so that no redis-py
+exception leaves these modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import redis
+import redis.asyncio
+import redis.asyncio.sentinel
+import redis.exceptions
+import redis.sentinel
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from celeriac.config.urls import mask_url, scheme_of
+from celeriac.errors import BadURLError, BrokerUnreachable, ConfigurationError, OperationalError
+
+__all__ = [
+    "CONNECTION_ERRORS",
+    "RedisTarget",
+    "make_async_client",
+    "make_sync_client",
+    "parse_redis_url",
+    "translate_error",
+    "translating",
+]
+
+#: redis-py errors that mean "the server could not be talked to" (worth a retry).
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+    redis.exceptions.ReadOnlyError,  # a failed-over primary that became a replica
+    ConnectionError,
+    OSError,
+)
+
+_SCHEMES = ("redis", "rediss", "redis+socket", "unix", "sentinel")
+
+
+@dataclass(frozen=True, slots=True)
+class RedisTarget:
+    """Where and how to connect, parsed from a URL (no I/O)."""
+
+    url: str
+    db: int = 0
+    host: str = "127.0.0.1"
+    port: int = 6379
+    username: str | None = None
+    password: str | None = None
+    unix_path: str | None = None
+    ssl: bool = False
+    ssl_options: dict[str, Any] = field(default_factory=dict)
+    sentinels: tuple[tuple[str, int], ...] = ()
+    master_name: str | None = None
+    socket_timeout: float | None = None
+    connect_timeout: float | None = 5.0
+
+    @property
+    def masked(self) -> str:
+        """The URL with its password masked, for messages."""
+        return mask_url(self.url)
+
+
+def _int(value: str, what: str, url: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise BadURLError(f"{what} {value!r} is not a number in {mask_url(url)}") from None
+
+
+def _db_from_path(path: str, url: str) -> int:
+    path = path.strip("/")
+    return _int(path, "database", url) if path else 0
+
+
+def parse_redis_url(url: str, master_name: str | None = None) -> RedisTarget:
+    """Parse any Redis URL form celeriac accepts (see the module docstring)."""
+    scheme = scheme_of(url)
+    if scheme not in _SCHEMES:
+        raise BadURLError(f"not a Redis URL: {mask_url(url)}")
+    if scheme == "sentinel":
+        return _parse_sentinel(url, master_name)
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    common = _common_options(query, url)
+    username = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password is not None else None
+    if scheme in ("redis+socket", "unix"):
+        db_text = query.get("virtual_host") or query.get("db") or "0"
+        return RedisTarget(
+            url=url,
+            db=_int(db_text.strip("/"), "database", url),
+            unix_path=unquote(parts.path),
+            username=username,
+            password=password,
+            **common,
+        )
+    try:
+        port = parts.port or 6379
+    except ValueError:
+        raise BadURLError(f"bad port in {mask_url(url)}") from None
+    ssl_options: dict[str, Any] = {}
+    if scheme == "rediss":
+        ssl_options["ssl_cert_reqs"] = query.get("ssl_cert_reqs", "required").lower()
+        for key in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile"):
+            if key in query:
+                ssl_options[key] = query[key]
+    return RedisTarget(
+        url=url,
+        db=_db_from_path(parts.path, url),
+        host=parts.hostname or "127.0.0.1",
+        port=port,
+        username=username,
+        password=password,
+        ssl=scheme == "rediss",
+        ssl_options=ssl_options,
+        **common,
+    )
+
+
+def _common_options(query: dict[str, str], url: str) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    try:
+        if "socket_timeout" in query:
+            options["socket_timeout"] = float(query["socket_timeout"])
+        if "socket_connect_timeout" in query:
+            options["connect_timeout"] = float(query["socket_connect_timeout"])
+    except ValueError:
+        raise BadURLError(f"bad timeout in {mask_url(url)}") from None
+    return options
+
+
+def _parse_sentinel(url: str, master_name: str | None) -> RedisTarget:
+    sentinels: list[tuple[str, int]] = []
+    password: str | None = None
+    username: str | None = None
+    db = 0
+    query: dict[str, str] = {}
+    for piece in url.split(";"):
+        piece = piece.strip()
+        if not piece:
+            continue
+        if scheme_of(piece) != "sentinel":
+            raise BadURLError(f"each part of a sentinel URL must be sentinel://: {mask_url(url)}")
+        parts = urlsplit(piece)
+        try:
+            sentinels.append((parts.hostname or "127.0.0.1", parts.port or 26379))
+        except ValueError:
+            raise BadURLError(f"bad port in {mask_url(url)}") from None
+        if parts.password is not None:
+            password = unquote(parts.password)
+            username = unquote(parts.username) if parts.username else None
+        if parts.path.strip("/"):
+            db = _db_from_path(parts.path, url)
+        query.update(parse_qsl(parts.query))
+    name = master_name or query.get("master_name")
+    if not name:
+        raise ConfigurationError(
+            f"sentinel URL {mask_url(url)} needs a service name: set broker_transport_options"
+            " = {'master_name': 'mymaster'} (or ?master_name= in the URL)"
+        )
+    return RedisTarget(
+        url=url,
+        db=db,
+        username=username,
+        password=password,
+        sentinels=tuple(sentinels),
+        master_name=name,
+        **_common_options(query, url),
+    )
+
+
+def _client_kwargs(target: RedisTarget, retries: int) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "db": target.db,
+        "username": target.username,
+        "password": target.password,
+        "socket_timeout": target.socket_timeout,
+        "socket_connect_timeout": target.connect_timeout,
+        # redis-py's own retry hides whether a command ran; callers that care
+        # (the fetch script) ask for 0 and recover themselves.
+        "retry": Retry(NoBackoff(), retries),
+        "health_check_interval": 0,
+    }
+    if target.ssl:
+        kwargs["ssl"] = True
+        kwargs.update(target.ssl_options)
+    return kwargs
+
+
+def make_sync_client(target: RedisTarget, *, retries: int = 1) -> redis.Redis:
+    """A redis-py sync client (pooled) for ``target``; no I/O happens here."""
+    kwargs = _client_kwargs(target, retries)
+    if target.sentinels:
+        kwargs.pop("db")
+        sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+            list(target.sentinels),
+            socket_timeout=target.connect_timeout,
+            sentinel_kwargs={"password": target.password} if target.password else None,
+        )
+        client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+            target.master_name or "", db=target.db, **kwargs
+        )
+        return client
+    if target.unix_path:
+        kwargs.pop("ssl", None)
+        return redis.Redis(unix_socket_path=target.unix_path, **kwargs)
+    return redis.Redis(host=target.host, port=target.port, **kwargs)
+
+
+def make_async_client(target: RedisTarget, *, retries: int = 1) -> redis.asyncio.Redis:
+    """A redis-py asyncio client (pooled) for ``target``; no I/O happens here."""
+    kwargs = _client_kwargs(target, retries)
+    if target.sentinels:
+        kwargs.pop("db")
+        sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+            list(target.sentinels),
+            socket_timeout=target.connect_timeout,
+            sentinel_kwargs={"password": target.password} if target.password else None,
+        )
+        aclient: redis.asyncio.Redis = sentinel.master_for(
+            target.master_name or "", db=target.db, **kwargs
+        )
+        return aclient
+    if target.unix_path:
+        kwargs.pop("ssl", None)
+        return redis.asyncio.Redis(unix_socket_path=target.unix_path, **kwargs)
+    return redis.asyncio.Redis(host=target.host, port=target.port, **kwargs)
+
+
+def translate_error(exc: BaseException, target: RedisTarget, doing: str) -> OperationalError:
+    """The celeriac error for a redis-py failure while ``doing`` something."""
+    detail = str(exc) or type(exc).__name__
+    if isinstance(exc, CONNECTION_ERRORS):
+        return BrokerUnreachable(f"cannot reach Redis at {target.masked} ({doing}): {detail}")
+    return OperationalError(f"Redis at {target.masked} failed ({doing}): {detail}")
+
+
+@contextmanager
+def translating(target: RedisTarget, doing: str) -> Iterator[None]:
+    """Translate any redis-py error raised inside the block (sync or async code)."""
+    try:
+        yield
+    except redis.exceptions.RedisError as exc:
+        raise translate_error(exc, target, doing) from exc
+    except (ConnectionError, OSError) as exc:
+        if isinstance(exc, OperationalError):
+            raise
+        raise translate_error(exc, target, doing) from exc

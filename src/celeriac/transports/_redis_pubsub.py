@@ -1,0 +1,161 @@
+"""Pub/sub pieces of the Redis transport: the idle-consumer wake-up and broadcasts.
+
+Both hold one dedicated pub/sub connection and survive Redis restarts: redis-py
+re-subscribes on reconnect, and because messages sent while disconnected are
+gone, the wake listener wakes its waiters after every failure so they poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+import redis.asyncio
+import redis.asyncio.client
+import redis.exceptions
+
+from celeriac.errors import DecodeError
+from celeriac.protocol.kombu_json import decode_element
+from celeriac.transports import _virtual
+from celeriac.transports._redis_conn import RedisTarget
+from celeriac.transports.base import OnBroadcast
+
+__all__ = ["WakeListener", "subscribe_loop"]
+
+log = logging.getLogger("celeriac.transports.redis")
+
+
+class WakeListener:
+    """Sets an event whenever a watched wake channel gets a message.
+
+    A fetcher calls :meth:`clear` *before* it looks at the lists and
+    :meth:`wait` after it found them empty, so a push that lands in between is
+    never missed: its wake-up arrives after the clear.
+    """
+
+    def __init__(self, client: redis.asyncio.Redis, target: RedisTarget) -> None:
+        self._client = client
+        self._target = target
+        self._pubsub: redis.asyncio.client.PubSub | None = None
+        self._channels: set[str] = set()
+        self._event = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
+
+    async def watch(self, channels: Sequence[str]) -> None:
+        """Subscribe to ``channels`` not yet watched (failures fall back to polling)."""
+        new = [name for name in channels if name not in self._channels]
+        if not new:
+            return
+        if self._pubsub is None:
+            self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await self._pubsub.subscribe(*new)
+        except (redis.exceptions.RedisError, OSError) as exc:
+            log.warning("cannot subscribe to wake-ups at %s, polling instead: %s",
+                        self._target.masked, exc)  # fmt: skip
+            return
+        self._channels.update(new)
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.create_task(self._read(), name="celeriac-redis-wake")
+
+    def clear(self) -> None:
+        """Forget earlier wake-ups (call before looking at the lists)."""
+        self._event.clear()
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a wake-up; True if one came."""
+        if self._event.is_set():
+            return True
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _read(self) -> None:
+        assert self._pubsub is not None
+        failures = 0
+        while True:
+            try:
+                message = await self._pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=None
+                )
+                failures = 0
+            except (redis.exceptions.RedisError, OSError) as exc:
+                failures += 1
+                self._event.set()  # wake-ups may have been lost: let waiters poll
+                pause = min(0.05 * 2**failures, 2.0)
+                if failures == 1:
+                    log.warning("wake-up channel to %s lost, reconnecting: %s",
+                                self._target.masked, exc)  # fmt: skip
+                await asyncio.sleep(pause)
+                continue
+            if message is not None:
+                self._event.set()
+
+    async def close(self) -> None:
+        """Stop reading and close the pub/sub connection."""
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+            self._reader = None
+        if self._pubsub is not None:
+            with contextlib.suppress(redis.exceptions.RedisError, OSError):
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+            self._pubsub = None
+
+
+async def subscribe_loop(
+    client: redis.asyncio.Redis,
+    target: RedisTarget,
+    channels: Sequence[str],
+    globs: Sequence[str],
+    topic_prefix: str,
+    patterns: Sequence[str],
+    handler: OnBroadcast,
+) -> None:
+    """Feed broadcasts to ``handler`` until cancelled.
+
+    ``channels`` are SUBSCRIBEd (fanout), ``globs`` PSUBSCRIBEd (topic). A
+    Redis glob is coarser than an AMQP topic pattern, so topic messages are
+    checked again against ``patterns`` on the routing key (the channel name
+    after ``topic_prefix``).
+    """
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    failures = 0
+    try:
+        while True:
+            try:
+                if not pubsub.subscribed:
+                    if channels:
+                        await pubsub.subscribe(*channels)
+                    if globs:
+                        await pubsub.psubscribe(*globs)
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+                failures = 0
+            except (redis.exceptions.RedisError, OSError) as exc:
+                failures += 1
+                if failures == 1:
+                    log.warning("broadcast subscription to %s lost, reconnecting: %s",
+                                target.masked, exc)  # fmt: skip
+                await asyncio.sleep(min(0.05 * 2**failures, 2.0))
+                continue
+            if message is None or message.get("type") not in ("message", "pmessage"):
+                continue
+            if topic_prefix:
+                channel = message["channel"]
+                name = channel.decode() if isinstance(channel, bytes) else str(channel)
+                if not _virtual.matches_any(patterns, name[len(topic_prefix) :]):
+                    continue
+            try:
+                envelope = decode_element(message["data"])
+            except DecodeError as exc:
+                log.error("undecodable broadcast on %r dropped: %s", message["channel"], exc)
+                continue
+            await _virtual.call_handler(handler, envelope)
+    finally:
+        with contextlib.suppress(redis.exceptions.RedisError, OSError):
+            await pubsub.aclose()  # type: ignore[no-untyped-call]

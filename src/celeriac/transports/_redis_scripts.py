@@ -1,0 +1,224 @@
+"""Lua scripts of the Redis transport: every state change that must be atomic.
+
+The scripts know no Celery wire names: key names arrive in ``KEYS``/``ARGV``
+from :mod:`celeriac.protocol.keys`. Two private formats are used:
+
+* a *located element* is ``"<len>:<list><element>"``: the queue list a message
+  came from (or goes to), length-prefixed, followed by the raw kombu element.
+  In-flight hash values and delayed-zset members have this form, so a restore
+  or a due ETA knows where to put a message back without parsing its JSON.
+* an in-flight tag is a decimal sequence number chosen by the fetching consumer
+  (unique per consumer id), so restores can put messages back in fetch order.
+
+Every push onto a list that finds the list empty (``LPUSH``/``RPUSH`` returned 1)
+also ``PUBLISH``es an empty message on ``<wake prefix><list>``: idle consumers
+of celeriac wait on those channels instead of polling (see
+``docs/decisions-redis.md``). Scripts touch list keys named inside members
+(not in ``KEYS``), which is fine on a single Redis or a Sentinel-managed
+primary and is why Redis Cluster is not supported.
+
+Time is the server's (``TIME``), so workers with skewed clocks agree on leases.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DEAD_LETTER",
+    "DEFER",
+    "FETCH",
+    "MAINTAIN",
+    "PUBLISH",
+    "REQUEUE",
+    "locate",
+]
+
+
+def locate(list_name: str, element: bytes) -> bytes:
+    """The located-element form ``<len>:<list><element>`` (see the module docstring)."""
+    name = list_name.encode()
+    return b"%d:%s%s" % (len(name), name, element)
+
+
+_COMMON = r"""
+local function now_seconds()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+
+local function split_located(v)
+  local colon = string.find(v, ':', 1, true)
+  local len = tonumber(string.sub(v, 1, colon - 1))
+  return string.sub(v, colon + 1, colon + len), string.sub(v, colon + len + 1)
+end
+
+-- push to the head (served next) or the tail; wake idle consumers if it was empty
+local function push(list, element, head, wake)
+  local n
+  if head then
+    n = redis.call('RPUSH', list, element)
+  else
+    n = redis.call('LPUSH', list, element)
+  end
+  if n == 1 then redis.call('PUBLISH', wake .. list, '') end
+end
+
+-- move up to `max` due delayed messages to the head of their lists, earliest
+-- due served first; returns how many moved
+local function move_due(delayed, now, max, wake)
+  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, max)
+  if #due == 0 then return 0 end
+  for i = #due, 1, -1 do
+    local list, element = split_located(due[i])
+    push(list, element, true, wake)
+  end
+  redis.call('ZREM', delayed, unpack(due))
+  return #due
+end
+
+-- put every in-flight message of hash `h` back at the head of its list, in
+-- fetch order (lowest tag served first), and delete the hash
+local function restore_hash(h, wake)
+  local flat = redis.call('HGETALL', h)
+  if #flat == 0 then return 0 end
+  local items = {}
+  for i = 1, #flat, 2 do items[#items + 1] = {tonumber(flat[i]) or 0, flat[i + 1]} end
+  table.sort(items, function(a, b) return a[1] > b[1] end)
+  for _, item in ipairs(items) do
+    local list, element = split_located(item[2])
+    push(list, element, true, wake)
+  end
+  redis.call('DEL', h)
+  return #items
+end
+"""
+
+#: KEYS: one per operation. ARGV: wake prefix, then one ``op, a, b`` triplet per
+#: key: ``p`` LPUSH element ``a`` (waking idle consumers if the list was empty),
+#: ``z`` ZADD score ``a`` member ``b``, ``s`` SADD ``a``, ``l`` plain LPUSH ``a``.
+#: A whole publish batch (bindings, pushes, delays) is one atomic round trip.
+PUBLISH = r"""
+local wake = ARGV[1]
+for i = 1, #KEYS do
+  local op, a, b = ARGV[3 * i - 1], ARGV[3 * i], ARGV[3 * i + 1]
+  if op == 'p' then
+    if redis.call('LPUSH', KEYS[i], a) == 1 then redis.call('PUBLISH', wake .. KEYS[i], '') end
+  elseif op == 'z' then
+    redis.call('ZADD', KEYS[i], a, b)
+  elseif op == 's' then
+    redis.call('SADD', KEYS[i], a)
+  else
+    redis.call('LPUSH', KEYS[i], a)
+  end
+end
+return #KEYS
+"""
+
+#: KEYS: in-flight hash, leases zset, delayed zset, then the lists in poll order.
+#: ARGV: limit, consumer id, first tag, lease seconds, wake prefix, max due moves.
+#: Returns ``[next_due_score_or_'', tag, list_index, element, ...]``.
+FETCH = (
+    _COMMON
+    + r"""
+local limit = tonumber(ARGV[1])
+local seq = tonumber(ARGV[3])
+local now = now_seconds()
+move_due(KEYS[3], now, tonumber(ARGV[6]), ARGV[5])
+local out = {''}
+local fields = {}
+local n = 0
+for i = 4, #KEYS do
+  if n >= limit then break end
+  local got = redis.call('RPOP', KEYS[i], limit - n)
+  if got then
+    local prefix = string.len(KEYS[i]) .. ':' .. KEYS[i]
+    for _, element in ipairs(got) do
+      local tag = tostring(seq + n)
+      fields[#fields + 1] = tag
+      fields[#fields + 1] = prefix .. element
+      out[#out + 1] = tag
+      out[#out + 1] = tostring(i - 3)
+      out[#out + 1] = element
+      n = n + 1
+    end
+  end
+end
+if n > 0 then
+  redis.call('HSET', KEYS[1], unpack(fields))
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[2])
+end
+local nxt = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+if nxt[2] then out[1] = nxt[2] end
+return out
+"""
+)
+
+#: KEYS: leases zset, delayed zset, own in-flight hash.
+#: ARGV: consumer id, lease seconds, in-flight key prefix, wake prefix, max dead
+#: consumers per run, max due moves.
+#: Renews this consumer's lease, restores the in-flight messages of consumers
+#: whose lease ran out, moves due delayed messages. Returns ``[restored, moved]``.
+MAINTAIN = (
+    _COMMON
+    + r"""
+local now = now_seconds()
+local restored = 0
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[5]))
+for _, cid in ipairs(dead) do
+  if cid ~= ARGV[1] then
+    restored = restored + restore_hash(ARGV[3] .. cid, ARGV[4])
+    redis.call('ZREM', KEYS[1], cid)
+  end
+end
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+else
+  redis.call('ZREM', KEYS[1], ARGV[1])
+end
+local moved = move_due(KEYS[2], now, tonumber(ARGV[6]), ARGV[4])
+return {restored, moved}
+"""
+)
+
+#: KEYS: in-flight hash. ARGV: wake prefix, then tags, or ``*`` for all of them.
+#: Puts those messages back at the head of their lists (if still in flight).
+REQUEUE = (
+    _COMMON
+    + r"""
+if ARGV[2] == '*' then return restore_hash(KEYS[1], ARGV[1]) end
+local tags = {}
+for i = 2, #ARGV do tags[#tags + 1] = tonumber(ARGV[i]) end
+table.sort(tags, function(a, b) return a > b end)
+local n = 0
+for _, tag in ipairs(tags) do
+  local key = tostring(tag)
+  local v = redis.call('HGET', KEYS[1], key)
+  if v then
+    local list, element = split_located(v)
+    push(list, element, true, ARGV[1])
+    redis.call('HDEL', KEYS[1], key)
+    n = n + 1
+  end
+end
+return n
+"""
+)
+
+#: KEYS: in-flight hash, dead-letter list. ARGV: tag, record.
+#: Sets a message aside if it is still in flight; returns 1 if it was.
+DEAD_LETTER = r"""
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then
+  redis.call('LPUSH', KEYS[2], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+#: KEYS: in-flight hash, delayed zset. ARGV: tag, eta score, located element.
+#: Moves a fetched message to the delayed store if it is still in flight.
+DEFER = r"""
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+  return 1
+end
+return 0
+"""

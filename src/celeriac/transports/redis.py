@@ -1,0 +1,534 @@
+"""Redis broker: ``redis://``, ``rediss://``, ``redis+socket://``, ``sentinel://``.
+
+Wire-compatible with Celery 5 / kombu: a queue is the Redis list kombu uses
+(same name, same priority sub-lists, same JSON element, same
+``_kombu.binding.*`` sets), so Celery clients and workers share queues with
+celeriac. What is ours is how a worker takes messages, which is where this
+transport is more reliable than kombu's (details: ``docs/decisions-redis.md``):
+
+* **Fetch is atomic.** One Lua script pops up to ``limit`` elements, queues in
+  priority-major order as kombu polls them, and records each in this
+  consumer's in-flight hash in the same step, renewing the consumer's lease in
+  the ``leases`` zset. A message is always in a list, an in-flight hash or the
+  delayed zset, never only in a client's memory.
+* **Leases, not visibility timeouts.** :meth:`RedisTransport.maintain` renews
+  the lease every ``lease_seconds/3`` and, in the same script, puts back the
+  in-flight messages of consumers whose lease ran out (head of their queue,
+  fetch order kept). Scripts are atomic, so two restorers cannot duplicate.
+* **ETA in a zset.** Delayed messages wait in a zset scored by due time and are
+  moved to the head of their list by whichever worker runs the script first
+  (maintain, or opportunistically any fetch).
+* **Waking idle consumers.** A fetch that finds nothing waits on pub/sub wake
+  channels, one per list, that our pushes publish to when they turn a list
+  from empty to non-empty (so a busy queue costs no pub/sub traffic). Celery
+  producers do not publish wake-ups, so the wait is also bounded by a short
+  adaptive poll (10 ms doubling up to ``min(poll_interval, 0.25)`` s).
+
+Elements that cannot be decoded are never returned nor lost: they go to the
+queue's dead-letter list with the reason (``dead_letters`` reads them back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from functools import partial
+from typing import Any, TypeVar
+
+import redis
+import redis.asyncio
+import redis.exceptions
+from redis.commands.core import AsyncScript, Script
+
+from celeriac.errors import DecodeError, OperationalError
+from celeriac.protocol import keys
+from celeriac.protocol.envelope import Envelope
+from celeriac.protocol.kombu_json import decode_element, encode_element
+from celeriac.transports import _redis_scripts as lua
+from celeriac.transports import _virtual
+from celeriac.transports._redis_conn import (
+    CONNECTION_ERRORS,
+    make_async_client,
+    make_sync_client,
+    parse_redis_url,
+    translate_error,
+)
+from celeriac.transports._redis_pubsub import WakeListener, subscribe_loop
+from celeriac.transports._redis_support import RedisTag, RetryPolicy, dead_record, read_dead_record
+from celeriac.transports.base import (
+    Binding,
+    Delivery,
+    OnBroadcast,
+    QueueSpec,
+    Transport,
+    TransportOptions,
+)
+
+__all__ = ["RedisTransport"]
+
+log = logging.getLogger("celeriac.transports.redis")
+
+T = TypeVar("T")
+
+_IDLE_POLL_MIN = 0.01
+_MAX_DUE_MOVES = 200
+_MAX_DEAD_CONSUMERS = 50
+_BINDING_CACHE_SECONDS = 5.0
+
+
+class RedisTransport(Transport):
+    """Celery-compatible Redis broker with atomic fetch, leases and an ETA zset."""
+
+    schemes = ("redis", "rediss", "redis+socket", "unix", "sentinel")
+    supports_delayed = True
+    supports_priority = True
+
+    def __init__(self, url: str, options: TransportOptions | None = None) -> None:
+        super().__init__(url, options)
+        extra = self.options.extra
+        self._target = parse_redis_url(url, master_name=extra.get("master_name"))
+        self._policy = RetryPolicy.from_options(extra)
+        self.consumer_id = uuid.uuid4().hex
+        self._inflight_key = keys.inflight_key(self.consumer_id)
+        self._wake_prefix = _wake_prefix(self._target.db)
+        self._seq = 0
+        self._sync: redis.Redis | None = None
+        self._aio: redis.asyncio.Redis | None = None
+        self._declared: set[str] = set()
+        self._exchange_types: dict[str, str] = {}
+        self._bindings: dict[str, tuple[float, list[Binding]]] = {}
+        self._pending_acks: list[str] = []
+        self._unknown_fetches: list[list[str]] = []
+        self._wake: WakeListener | None = None
+        self._scripts: dict[str, AsyncScript] = {}
+        self._sync_scripts: dict[str, Script] = {}
+        self._poll_cap = max(_IDLE_POLL_MIN, min(self.options.poll_interval, 0.25))
+
+    # -- connections ---------------------------------------------------------
+    def _sync_client(self) -> redis.Redis:
+        if self._sync is None:
+            self._sync = make_sync_client(self._target, retries=0)
+        return self._sync
+
+    def _async_client(self) -> redis.asyncio.Redis:
+        if self._aio is None:
+            self._aio = make_async_client(self._target, retries=0)
+        return self._aio
+
+    async def connect(self) -> None:
+        """Check that Redis answers; raise ``BrokerUnreachable`` naming the masked URL."""
+        try:
+            await self._async_client().ping()
+        except (redis.exceptions.RedisError, OSError) as exc:
+            raise translate_error(exc, self._target, "connecting") from exc
+
+    async def close(self) -> None:
+        """Give back what this consumer holds (requeued at the head), then disconnect."""
+        if self._aio is None:
+            return
+        try:
+            await self._flush_acks()
+            await self._script(lua.REQUEUE, [self._inflight_key], [self._wake_prefix, "*"])
+            await self._aio.zrem(keys.LEASES_ZSET, self.consumer_id)
+        except (redis.exceptions.RedisError, OSError) as exc:
+            log.warning("could not return in-flight messages on close: %s (%s)", exc,
+                        self.describe())  # fmt: skip
+        if self._wake is not None:
+            await self._wake.close()
+            self._wake = None
+        await self._aio.aclose()
+        self._aio = None
+        self._scripts.clear()
+
+    def close_sync(self) -> None:
+        """Close the sync connection pool."""
+        if self._sync is not None:
+            self._sync.close()
+            self._sync = None
+            self._sync_scripts.clear()
+
+    async def _script(self, source: str, keys_: Sequence[str], args: Sequence[Any]) -> Any:
+        script = self._scripts.get(source)
+        if script is None:
+            script = self._scripts[source] = self._async_client().register_script(source)
+        return await script(keys=list(keys_), args=list(args))
+
+    def _script_sync(self, source: str, keys_: Sequence[str], args: Sequence[Any]) -> Any:
+        script = self._sync_scripts.get(source)
+        if script is None:
+            script = self._sync_scripts[source] = self._sync_client().register_script(source)
+        return script(keys=list(keys_), args=list(args))
+
+    # -- topology ------------------------------------------------------------
+    def _declare_ops(self, queues: Sequence[QueueSpec]) -> list[tuple[str, str]]:
+        ops: list[tuple[str, str]] = []
+        for binding in _virtual.bindings_for(queues):
+            self._exchange_types[binding.exchange] = binding.exchange_type
+            self._bindings.pop(binding.exchange, None)
+            member = keys.binding_member(binding.routing_key, "", binding.queue)
+            ops.append((keys.binding_set_key(binding.exchange), member))
+            ops.append((keys.binding_permanent_key(binding.exchange), member))
+            self._declared.add(binding.queue)
+        return ops
+
+    async def declare(self, queues: Sequence[QueueSpec]) -> None:
+        """Write kombu's binding sets for ``queues`` (lists need no creation)."""
+        ops = self._declare_ops(queues)
+        if ops:
+            pipe = self._async_client().pipeline(transaction=False)
+            for key, member in ops:
+                pipe.sadd(key, member)
+            await self._retrying("declaring queues", pipe.execute)
+
+    def declare_sync(self, queues: Sequence[QueueSpec]) -> None:
+        """Sync face of :meth:`declare`."""
+        ops = self._declare_ops(queues)
+        if ops:
+            pipe = self._sync_client().pipeline(transaction=False)
+            for key, member in ops:
+                pipe.sadd(key, member)
+            self._retrying_sync("declaring queues", pipe.execute)
+
+    def _cached_route(self, envelope: Envelope) -> list[str] | None:
+        """Queues for ``envelope``, or ``None`` if the exchange's bindings must be read."""
+        if not envelope.exchange:
+            return [envelope.routing_key]
+        cached = self._bindings.get(envelope.exchange)
+        if cached is None or cached[0] < time.monotonic():
+            return None
+        return _virtual.route(cached[1], envelope.exchange, envelope.routing_key)
+
+    def _remember_bindings(self, exchange: str, members: Iterable[bytes | str]) -> None:
+        kind = self._exchange_types.get(exchange, "direct")
+        bindings = []
+        for raw in members:
+            routing_key, _, queue = keys.parse_binding_member(raw)
+            bindings.append(Binding(exchange, routing_key, queue, kind))
+        self._bindings[exchange] = (time.monotonic() + _BINDING_CACHE_SECONDS, bindings)
+
+    # -- publishing ----------------------------------------------------------
+    def _plan(self, items: Sequence[tuple[Envelope, float | None]]) -> tuple[list[str], list[Any]]:
+        """One PUSH-script call for a batch: keys and op triplets (all routes known)."""
+        op_keys: list[str] = []
+        args: list[Any] = [self._wake_prefix]
+        now = time.time()
+        for envelope, eta in items:
+            queues = self._cached_route(envelope) or []
+            if not queues:
+                reason = _virtual.unroutable_reason(envelope)
+                log.warning("%s; message set aside in %r", reason,
+                            keys.dead_letter_key(envelope.exchange))  # fmt: skip
+                op_keys.append(keys.dead_letter_key(envelope.exchange))
+                args += ["l", dead_record(envelope.exchange, reason, encode_element(envelope)), ""]
+                continue
+            element = encode_element(envelope)
+            for queue in queues:
+                if not envelope.exchange and queue not in self._declared:
+                    member = keys.binding_member(queue, "", queue)
+                    op_keys += [keys.binding_set_key(queue),
+                                keys.binding_permanent_key(queue)]  # fmt: skip
+                    args += ["s", member, "", "s", member, ""]
+                    self._declared.add(queue)
+                list_name = keys.priority_queue(queue, envelope.priority)
+                if eta is not None and eta > now:
+                    op_keys.append(keys.DELAYED_ZSET)
+                    args += ["z", repr(float(eta)), lua.locate(list_name, element)]
+                else:
+                    op_keys.append(list_name)
+                    args += ["p", element, ""]
+        return op_keys, args
+
+    def _unrouted(self, items: Sequence[tuple[Envelope, float | None]]) -> set[str]:
+        return {env.exchange for env, _ in items if self._cached_route(env) is None}
+
+    async def publish(self, envelope: Envelope, *, eta: float | None = None) -> None:
+        """LPUSH the kombu element (or ZADD it into the ETA zset); retries per policy."""
+        await self.publish_many([(envelope, eta)])
+
+    async def publish_many(self, items: Sequence[tuple[Envelope, float | None]]) -> None:
+        """Publish a batch atomically in one round trip (plus binding reads if needed)."""
+        client = self._async_client()
+        for exchange in self._unrouted(items):
+            key = keys.binding_set_key(exchange)
+            self._remember_bindings(exchange, await self._retrying(
+                "reading bindings", partial(client.smembers, key)))  # fmt: skip
+        op_keys, args = self._plan(items)
+        if op_keys:
+            await self._retrying("publishing", partial(self._script, lua.PUBLISH, op_keys, args))
+
+    def publish_sync(self, envelope: Envelope, *, eta: float | None = None) -> None:
+        """Blocking :meth:`publish` over redis-py's sync client."""
+        self.publish_many_sync([(envelope, eta)])
+
+    def publish_many_sync(self, items: Sequence[tuple[Envelope, float | None]]) -> None:
+        """Blocking :meth:`publish_many`."""
+        client = self._sync_client()
+        for exchange in self._unrouted(items):
+            key = keys.binding_set_key(exchange)
+            self._remember_bindings(exchange, self._retrying_sync(
+                "reading bindings", partial(client.smembers, key)))  # fmt: skip
+        op_keys, args = self._plan(items)
+        if op_keys:
+            call = partial(self._script_sync, lua.PUBLISH, op_keys, args)
+            self._retrying_sync("publishing", call)
+
+    async def _retrying(self, doing: str, call: Callable[[], Awaitable[T]]) -> T:
+        sleeps = self._policy.sleeps()
+        while True:
+            try:
+                return await call()
+            except (redis.exceptions.RedisError, OSError) as exc:
+                pause = next(sleeps, None) if isinstance(exc, CONNECTION_ERRORS) else None
+                if pause is None:
+                    raise translate_error(exc, self._target, doing) from exc
+                log.warning("Redis %s failed (%s), retrying in %.2fs: %s", doing,
+                            self.describe(), pause, exc)  # fmt: skip
+                await asyncio.sleep(pause)
+
+    def _retrying_sync(self, doing: str, call: Callable[[], T]) -> T:
+        sleeps = self._policy.sleeps()
+        while True:
+            try:
+                return call()
+            except (redis.exceptions.RedisError, OSError) as exc:
+                pause = next(sleeps, None) if isinstance(exc, CONNECTION_ERRORS) else None
+                if pause is None:
+                    raise translate_error(exc, self._target, doing) from exc
+                log.warning("Redis %s failed (%s), retrying in %.2fs: %s", doing,
+                            self.describe(), pause, exc)  # fmt: skip
+                time.sleep(pause)
+
+    # -- consuming -----------------------------------------------------------
+    def _poll_order(self, queues: Sequence[str]) -> list[tuple[str, str]]:
+        """(list, queue) pairs in kombu's order: priority-major, queues interleaved."""
+        return [(keys.priority_queue(q, step), q) for step in keys.PRIORITY_STEPS for q in queues]
+
+    async def fetch(self, queues: Sequence[str], limit: int, timeout: float) -> list[Delivery]:
+        """Take up to ``limit`` messages atomically; wait up to ``timeout`` for the first."""
+        order = self._poll_order(queues)
+        lists = [name for name, _ in order]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, timeout)
+        if self._wake is None:
+            self._wake = WakeListener(self._async_client(), self._target)
+        await self._wake.watch([self._wake_prefix + name for name in lists])
+        idle = _IDLE_POLL_MIN
+        failures = 0
+        while True:
+            self._wake.clear()
+            try:
+                await self._recover_unknown_fetches()
+                deliveries, next_due = await self._fetch_once(order, lists, limit)
+                failures = 0
+            except (redis.exceptions.RedisError, OSError) as exc:
+                failures += 1
+                pause = min(0.1 * 2**failures, 5.0)
+                if loop.time() + pause > deadline:
+                    raise translate_error(exc, self._target, "fetching") from exc
+                log.warning("Redis fetch failed (%s), reconnecting in %.1fs: %s",
+                            self.describe(), pause, exc)  # fmt: skip
+                await asyncio.sleep(pause)
+                continue
+            if deliveries:
+                return deliveries
+            if next_due is not None and next_due <= time.time():
+                continue  # more due ETA messages than one script moves
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return []
+            pause = min(remaining, idle)
+            if next_due is not None:
+                pause = max(0.0, min(pause, next_due - time.time()))
+            woken = await self._wake.wait(pause)
+            idle = _IDLE_POLL_MIN if woken else min(idle * 2, self._poll_cap)
+
+    async def _fetch_once(
+        self, order: list[tuple[str, str]], lists: list[str], limit: int
+    ) -> tuple[list[Delivery], float | None]:
+        first = self._seq
+        self._seq += limit
+        tags = [str(first + i) for i in range(limit)]
+        self._unknown_fetches.append(tags)
+        raw = await self._script(
+            lua.FETCH,
+            [self._inflight_key, keys.LEASES_ZSET, keys.DELAYED_ZSET, *lists],
+            [limit, self.consumer_id, first, self.options.lease_seconds, self._wake_prefix,
+             _MAX_DUE_MOVES],
+        )  # fmt: skip
+        self._unknown_fetches.pop()
+        next_due = float(raw[0]) if raw[0] else None
+        deliveries: list[Delivery] = []
+        for i in range(1, len(raw), 3):
+            seq, index, element = raw[i].decode(), int(raw[i + 1]) - 1, raw[i + 2]
+            list_name, queue = order[index]
+            tag = RedisTag(seq, list_name, element)
+            try:
+                envelope = decode_element(element)
+            except DecodeError as exc:
+                await self._set_aside_undecodable(tag, queue, exc)
+                continue
+            deliveries.append(Delivery(envelope=envelope, queue=queue, tag=tag))
+        return deliveries, next_due
+
+    async def _set_aside_undecodable(self, tag: RedisTag, queue: str, exc: DecodeError) -> None:
+        dead = keys.dead_letter_key(queue)
+        log.error("undecodable message on queue %r set aside in %r: %s; first bytes %r",
+                  queue, dead, exc, tag.element[:80])  # fmt: skip
+        try:
+            await self._dead_letter(tag, queue, str(exc))
+        except OperationalError:
+            # Still in our in-flight hash: requeue it with the unknown fetches
+            # so that the next attempt sets it aside; never lose it.
+            self._unknown_fetches.insert(0, [tag.seq])
+
+    async def _recover_unknown_fetches(self) -> None:
+        """Requeue what fetch calls whose reply was lost may have taken for us."""
+        while self._unknown_fetches:
+            tags = self._unknown_fetches[-1]
+            await self._script(lua.REQUEUE, [self._inflight_key], [self._wake_prefix, *tags])
+            self._unknown_fetches.pop()
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Forget finished deliveries (one HDEL); kept and retried if Redis is away."""
+        self._pending_acks.extend(_tag_of(d).seq for d in deliveries)
+        try:
+            await self._flush_acks()
+        except (redis.exceptions.RedisError, OSError) as exc:
+            log.warning("Redis ack failed (%s), will retry: %s", self.describe(), exc)
+
+    async def _flush_acks(self) -> None:
+        if self._pending_acks:
+            pending = self._pending_acks
+            await self._async_client().hdel(self._inflight_key, *pending)
+            del pending[: len(pending)]
+
+    async def reject(self, delivery: Delivery, *, requeue: bool, reason: str = "") -> None:
+        """Requeue at the head of its queue, or move to ``<queue>.dead`` with ``reason``."""
+        tag = _tag_of(delivery)
+        if requeue:
+            await self._retrying("requeueing", lambda: self._script(
+                lua.REQUEUE, [self._inflight_key], [self._wake_prefix, tag.seq]))  # fmt: skip
+        else:
+            await self._dead_letter(tag, delivery.queue, reason or "rejected")
+
+    async def _dead_letter(self, tag: RedisTag, queue: str, reason: str) -> None:
+        record = dead_record(queue, reason, tag.element)
+        dead = keys.dead_letter_key(queue)
+        await self._retrying("dead-lettering", lambda: self._script(
+            lua.DEAD_LETTER, [self._inflight_key, dead], [tag.seq, record]))  # fmt: skip
+
+    async def defer(self, delivery: Delivery, eta: float) -> None:
+        """Move a fetched message into the ETA zset, atomically with its in-flight record."""
+        tag = _tag_of(delivery)
+        member = lua.locate(tag.list_name, tag.element)
+        await self._retrying("deferring", lambda: self._script(
+            lua.DEFER, [self._inflight_key, keys.DELAYED_ZSET],
+            [tag.seq, repr(float(eta)), member]))  # fmt: skip
+
+    async def maintain(self) -> None:
+        """Renew the lease, restore dead consumers' messages, move due ETA messages."""
+        interval = max(0.05, min(self.options.lease_seconds / 3, 1.0))
+        failures = 0
+        while True:
+            try:
+                await self._flush_acks()
+                await self._recover_unknown_fetches()
+                restored, _moved = await self._script(
+                    lua.MAINTAIN,
+                    [keys.LEASES_ZSET, keys.DELAYED_ZSET, self._inflight_key],
+                    [self.consumer_id, self.options.lease_seconds, keys.inflight_key(""),
+                     self._wake_prefix, _MAX_DEAD_CONSUMERS, _MAX_DUE_MOVES],
+                )  # fmt: skip
+                if restored:
+                    log.warning("restored %d message(s) of consumers whose lease ran out",
+                                restored)  # fmt: skip
+                failures = 0
+                await asyncio.sleep(interval)
+            except (redis.exceptions.RedisError, OSError) as exc:
+                failures += 1
+                pause = min(0.1 * 2**failures, 5.0)
+                log.warning("Redis maintenance failed (%s), retrying in %.1fs: %s",
+                            self.describe(), pause, exc)  # fmt: skip
+                await asyncio.sleep(pause)
+
+    # -- inspection ----------------------------------------------------------
+    def _lists_of(self, queue: str) -> list[str]:
+        return [keys.priority_queue(queue, step) for step in keys.PRIORITY_STEPS]
+
+    async def queue_length(self, queue: str) -> int:
+        """Ready messages in ``queue``, all priority sub-lists together."""
+        pipe = self._async_client().pipeline(transaction=False)
+        for name in self._lists_of(queue):
+            pipe.llen(name)
+        return sum(await self._retrying("reading a queue length", pipe.execute))
+
+    def queue_length_sync(self, queue: str) -> int:
+        """Sync face of :meth:`queue_length`."""
+        pipe = self._sync_client().pipeline(transaction=False)
+        for name in self._lists_of(queue):
+            pipe.llen(name)
+        return sum(self._retrying_sync("reading a queue length", pipe.execute))
+
+    async def purge(self, queue: str) -> int:
+        """Delete the ready messages of ``queue`` atomically; return how many."""
+        lists = self._lists_of(queue)
+        pipe = self._async_client().pipeline(transaction=True)
+        for name in lists:
+            pipe.llen(name)
+        pipe.delete(*lists)
+        counts = await self._retrying("purging", pipe.execute)
+        return int(sum(counts[: len(lists)]))
+
+    async def dead_letters(self, queue: str) -> list[tuple[Envelope, str]]:
+        """Messages set aside for ``queue``, oldest first, with their reasons."""
+        raw = await self._retrying("reading dead letters", lambda: self._async_client().lrange(
+            keys.dead_letter_key(queue), 0, -1))  # fmt: skip
+        return [read_dead_record(item) for item in reversed(raw)]
+
+    # -- broadcast -------------------------------------------------------------
+    def _is_topic(self, exchange: str, routing_hint: bool) -> bool:
+        kind = self._exchange_types.get(exchange)
+        return kind == "topic" if kind is not None else routing_hint
+
+    async def broadcast(self, exchange: str, envelope: Envelope) -> None:
+        """PUBLISH the element on kombu's fanout or topic channel for ``exchange``."""
+        db = self._target.db
+        if self._is_topic(exchange, bool(envelope.routing_key)):
+            channel = keys.topic_channel(db, exchange, envelope.routing_key)
+        else:
+            channel = keys.fanout_channel(db, exchange)
+        element = encode_element(envelope)
+        await self._retrying("broadcasting", lambda: self._async_client().publish(
+            channel, element))  # fmt: skip
+
+    async def subscribe(
+        self, exchange: str, binding_keys: Sequence[str], handler: OnBroadcast
+    ) -> None:
+        """Deliver broadcasts on ``exchange`` matching ``binding_keys`` until cancelled."""
+        db = self._target.db
+        patterns = tuple(key for key in binding_keys if key)
+        if self._is_topic(exchange, bool(patterns)):
+            prefix = keys.topic_channel(db, exchange, "")
+            globs = sorted({keys.topic_pattern(db, exchange, p) for p in patterns})
+            globs = globs or [prefix + "*"]
+            await subscribe_loop(self._async_client(), self._target, [], globs, prefix, patterns,
+                                 handler)  # fmt: skip
+        else:
+            channel = keys.fanout_channel(db, exchange)
+            await subscribe_loop(self._async_client(), self._target, [channel], [], "", (), handler)
+
+
+def _wake_prefix(db: int) -> str:
+    # celeriac-private channel names (requested for protocol.keys); the db is
+    # part of the name because pub/sub channels are shared by all databases.
+    return f"celeriac.wake/{db}/"
+
+
+def _tag_of(delivery: Delivery) -> RedisTag:
+    tag = delivery.tag
+    if not isinstance(tag, RedisTag):
+        raise OperationalError(f"delivery {delivery!r} was not fetched from Redis")
+    return tag
