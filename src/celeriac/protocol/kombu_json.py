@@ -154,4 +154,3 @@ def decode_unacked(raw: bytes | str) -> tuple[Envelope, str, str]:
     if not isinstance(exchange, str) or not isinstance(routing_key, str):
         raise DecodeError("unacked entry has a non-string exchange or routing key")
     return _envelope_from(element, "unacked entry"), exchange, routing_key
-

@@ -311,8 +311,10 @@ def _timelimit(value: Any) -> tuple[float | None, float | None]:
         return (None, None)
     if isinstance(value, (list, tuple)) and len(value) == 2:
         hard, soft = value
-        if all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-               for v in (hard, soft)):
+        if all(
+            v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+            for v in (hard, soft)
+        ):
             return (hard, soft)
     raise DecodeError(f"'timelimit' must be [hard, soft] seconds or nulls, got {value!r}")
 
@@ -393,9 +395,7 @@ def _parse_v2(env: Envelope, headers: Mapping[str, Any], payload: Any) -> TaskMe
 
 def _parse_v1(env: Envelope, payload: Any) -> TaskMessage:
     if not isinstance(payload, dict) or not isinstance(payload.get("task"), str):
-        raise DecodeError(
-            "message has no 'task' header and its body is not a protocol 1 dict"
-        )
+        raise DecodeError("message has no 'task' header and its body is not a protocol 1 dict")
     args, kwargs = _args_kwargs(payload.get("args", ()), payload.get("kwargs"))
     # Protocol 1 says naive times are local unless "utc" is true; Celery has
     # sent utc=True for years, and guessing a sender's zone is worse than UTC.

@@ -188,8 +188,7 @@ def _revive_marker(marker: dict[str, Any]) -> Any:
 
 def _missing(extra: str, module: str) -> ConfigurationError:
     return ConfigurationError(
-        f"the {extra} serializer needs the {module!r} package: "
-        f"pip install 'celeriac[{extra}]'"
+        f"the {extra} serializer needs the {module!r} package: pip install 'celeriac[{extra}]'"
     )
 
 
@@ -219,9 +218,10 @@ def _yaml_dumps(obj: Any) -> bytes:
     except ImportError:
         raise _missing("yaml", "PyYAML") from None
     try:
-        return yaml.safe_dump(obj).encode("utf-8")
+        text: str = yaml.safe_dump(obj)
     except yaml.YAMLError as exc:
         raise EncodeError(f"cannot encode as YAML: {exc}") from exc
+    return text.encode("utf-8")
 
 
 def _yaml_loads(data: bytes) -> Any:
@@ -241,7 +241,7 @@ def _pickle_dumps(obj: Any) -> bytes:
 
 
 def _pickle_loads(data: bytes) -> Any:
-    return pickle.loads(data)  # noqa: S301 - reached only when pickle is accepted
+    return pickle.loads(data)  # reached only when pickle is in accept
 
 
 # -- registry ----------------------------------------------------------------
