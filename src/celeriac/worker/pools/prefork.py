@@ -1,0 +1,555 @@
+"""The prefork pool: sync tasks run in forked child processes fed over pipes.
+
+The parent side lives on the worker's event loop: every child has a pipe for
+jobs, a pipe for events back and a pidfd, all watched with ``loop.add_reader``
+(no thread per child). Each child keeps up to ``per_child_queue`` jobs in flight
+so it never idles between tasks; with ``per_child_queue=1`` a job only goes to
+an idle child (strict fair dispatch, ``-O fair``). Jobs waiting for a slot are
+written to a child in one frame, and a child's events arrive batched.
+
+A child reports ``STARTED`` before it runs a job. That is what makes recovery
+exact: when a child dies (hard time limit, ``terminate``, a crash, ``kill -9``)
+the one job it had started gets an outcome (``TimeLimitExceeded``, ``REVOKED``,
+``WorkerLostError``) and the jobs it had only been sent go back to the head of
+the queue to run in another child. A replacement child is forked at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import itertools
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from celeriac.app.trace import Outcome
+from celeriac.errors import TaskRevokedError, WorkerLostError
+from celeriac.protocol import states
+from celeriac.protocol.exceptions import exception_to_wire
+from celeriac.worker.pools._child import (
+    DONE,
+    STARTED,
+    ChildConfig,
+    FrameReader,
+    child_main,
+    encode_frame,
+)
+from celeriac.worker.pools.base import Job, Pool, PoolOptions, failed_outcome
+
+if TYPE_CHECKING:
+    from celeriac.app.core import App
+
+__all__ = ["PreforkPool"]
+
+_READ_SIZE = 1 << 16
+_JOIN_TIMEOUT = 10.0
+# A child that fails before finishing one task (a broken worker_process_init
+# receiver, say) would otherwise be re-forked in a tight loop.
+_CRASH_RESPAWN_DELAY = 1.0
+
+
+@dataclass(slots=True, eq=False)
+class _Entry:
+    """A submitted job and where it is: pending, sent to a child, or started there."""
+
+    seq: int
+    job: Job
+    future: asyncio.Future[Outcome]
+    proc: _Proc | None = None
+    started: float | None = None  # perf_counter when the child reported STARTED
+    deadline: asyncio.TimerHandle | None = None
+    revoke_signal: int | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _Proc:
+    """The parent's view of one child process."""
+
+    pid: int
+    to_fd: int  # jobs go out here; closing it tells the child to finish and exit
+    from_fd: int
+    pidfd: int
+    inflight: collections.deque[_Entry] = field(default_factory=collections.deque)
+    reader: FrameReader = field(default_factory=FrameReader)
+    wbuf: bytearray = field(default_factory=bytearray)
+    assigned: int = 0
+    completed: int = 0
+    retiring: bool = False  # being shrunk away: gets no jobs, is not replaced
+    close_after_flush: bool = False
+    eof: bool = False
+    killed_for: tuple[str, _Entry] | None = None  # ("timeout" | "revoke", entry)
+
+
+class PreforkPool(Pool):
+    """Runs jobs in forked child processes; see the module docstring for the design."""
+
+    name: ClassVar[str] = "prefork"
+
+    def __init__(
+        self,
+        app: App,
+        options: PoolOptions,
+        *,
+        keepalive: float = 30.0,
+        autoscale_interval: float = 1.0,
+        timeouts: tuple[float | None, float | None] = (None, None),
+    ) -> None:
+        super().__init__(app, options)
+        self.keepalive = keepalive
+        self.autoscale_interval = autoscale_interval
+        self.timeouts = timeouts
+        if options.autoscale is not None:
+            self._max, self._min = options.autoscale
+            self._target = self._min
+        else:
+            self._min = self._max = self._target = max(options.concurrency, 1)
+        self._per_child = max(options.per_child_queue, 1)
+        self._procs: dict[int, _Proc] = {}
+        self._pending: collections.deque[_Entry] = collections.deque()
+        self._entries: dict[int, _Entry] = {}
+        self._seq = itertools.count()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._dispatch_scheduled = False
+        self._started = False
+        self._closing = False
+        self._cold = False
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._proc_exited = asyncio.Event()
+        self._autoscaler: asyncio.Task[None] | None = None
+        self._last_full = 0.0
+
+    # -- Pool API ------------------------------------------------------------------
+    @property
+    def limit(self) -> int:
+        """How many child processes the pool aims to keep (changes with grow/shrink)."""
+        return self._target
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the live children, oldest first."""
+        return list(self._procs)
+
+    async def start(self) -> None:
+        """Fork the initial children (and start the autoscaler when configured)."""
+        if self._started:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._started = True
+        self._last_full = self._loop.time()
+        self._ensure_target()
+        if self.options.autoscale is not None:
+            self._autoscaler = self._loop.create_task(self._autoscale_loop())
+
+    async def run(self, job: Job) -> Outcome:
+        """Queue ``job`` for a child and wait for its outcome."""
+        if not self._started or self._closing:
+            raise RuntimeError("the prefork pool is not running (start() it; not after stop())")
+        loop = self._get_loop()
+        entry = _Entry(next(self._seq), job, loop.create_future())
+        self._entries[entry.seq] = entry
+        self._drained.clear()
+        self._pending.append(entry)
+        self._schedule_dispatch()
+        try:
+            return await entry.future
+        except asyncio.CancelledError:
+            if entry.proc is None:  # not handed to a child yet: forget it
+                with contextlib.suppress(ValueError):
+                    self._pending.remove(entry)
+                self._forget(entry)
+            raise
+
+    async def stop(self, *, cold: bool = False) -> None:
+        """Warm: let every submitted job finish, then let children exit.
+
+        Cold: kill children at once; unfinished jobs come back as ``WorkerLostError``
+        outcomes with ``requeue=True`` so the worker puts them back on the queue.
+        """
+        if not self._started:
+            return
+        if self._autoscaler is not None:
+            self._autoscaler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._autoscaler
+            self._autoscaler = None
+        if cold:
+            self._closing = self._cold = True
+            while self._pending:
+                entry = self._pending.popleft()
+                self._resolve(entry, self._requeue_outcome(entry))
+            for proc in list(self._procs.values()):
+                self._kill(proc, signal.SIGKILL)
+        else:
+            await self._drained.wait()
+            self._closing = True
+            for proc in list(self._procs.values()):
+                self._close_input(proc)
+        if not await self._join(_JOIN_TIMEOUT):
+            for proc in list(self._procs.values()):
+                self._kill(proc, signal.SIGKILL)
+            await self._join(_JOIN_TIMEOUT)
+
+    async def terminate(self, task_id: str, signum: int) -> bool:
+        """Send ``signum`` to the child running ``task_id``; the job ends ``REVOKED``."""
+        entry = next((e for e in self._entries.values() if e.job.ctx.id == task_id), None)
+        if entry is None:
+            return False
+        if entry.proc is None:
+            with contextlib.suppress(ValueError):
+                self._pending.remove(entry)
+            self._resolve(entry, _revoked_outcome(entry))
+            return True
+        entry.revoke_signal = signum
+        if entry.started is not None:  # else: signalled as soon as it reports STARTED
+            entry.proc.killed_for = ("revoke", entry)
+            self._kill(entry.proc, signum)
+        return True
+
+    async def grow(self, n: int = 1) -> None:
+        """Fork ``n`` more children."""
+        self._target += max(n, 0)
+        self._max = max(self._max, self._target)
+        self._ensure_target()
+        self._schedule_dispatch()
+
+    async def shrink(self, n: int = 1) -> None:
+        """Retire ``n`` children (idle ones first); they finish the jobs they hold."""
+        self._shrink(n)
+
+    def info(self) -> dict[str, Any]:
+        """Pool facts for ``inspect stats``: pids, limits and recycling settings."""
+        soft, hard = self.timeouts
+        return {
+            "implementation": self.name,
+            "max-concurrency": self.limit,
+            "processes": self.pids,
+            "max-tasks-per-child": self.options.max_tasks_per_child or "N/A",
+            "max-memory-per-child": self.options.max_memory_per_child or "N/A",
+            "per-child-queue": self._per_child,
+            "autoscale": list(self.options.autoscale) if self.options.autoscale else None,
+            "timeouts": [soft or 0, hard or 0],
+        }
+
+    # -- children ----------------------------------------------------------------
+    def _get_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            raise RuntimeError("the prefork pool is not started")
+        return self._loop
+
+    def _ensure_target(self) -> None:
+        while not self._closing and self._counted() < self._target:
+            self._spawn()
+
+    def _counted(self) -> int:
+        return sum(1 for p in self._procs.values() if not p.retiring)
+
+    def _spawn(self) -> None:
+        loop = self._get_loop()
+        job_r, job_w = os.pipe()
+        event_r, event_w = os.pipe()
+        inherited = [fd for p in self._procs.values() for fd in (p.to_fd, p.from_fd, p.pidfd)]
+        config = ChildConfig(
+            read_fd=job_r, write_fd=event_w,
+            close_fds=(*(fd for fd in inherited if fd >= 0), job_w, event_r),
+            max_tasks=self.options.max_tasks_per_child,
+            max_memory_kib=self.options.max_memory_per_child,
+        )
+        for stream in (sys.stdout, sys.stderr):  # or the child writes the buffer again
+            with contextlib.suppress(Exception):
+                stream.flush()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child never returns from here
+            child_main(self.app, config)
+        os.close(job_r)
+        os.close(event_w)
+        os.set_blocking(job_w, False)
+        os.set_blocking(event_r, False)
+        proc = _Proc(pid=pid, to_fd=job_w, from_fd=event_r, pidfd=os.pidfd_open(pid))
+        self._procs[pid] = proc
+        loop.add_reader(event_r, self._on_readable, proc)
+        loop.add_reader(proc.pidfd, self._on_exit, proc)
+
+    def _kill(self, proc: _Proc, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signum)
+
+    def _close_input(self, proc: _Proc) -> None:
+        if proc.to_fd < 0:
+            return
+        if proc.wbuf:
+            proc.close_after_flush = True
+            return
+        self._get_loop().remove_writer(proc.to_fd)
+        os.close(proc.to_fd)
+        proc.to_fd = -1
+
+    def _shrink(self, n: int) -> None:
+        floor = min(self._min, 1)
+        n = max(min(n, self._target - floor), 0)
+        if not n:
+            return
+        self._target -= n
+        candidates = sorted(
+            (p for p in self._procs.values() if not p.retiring), key=lambda p: len(p.inflight)
+        )
+        for proc in candidates[:n]:
+            proc.retiring = True
+            self._close_input(proc)
+
+    # -- events from children ----------------------------------------------------
+    def _on_readable(self, proc: _Proc) -> None:
+        self._drain(proc)
+        self._schedule_dispatch()
+
+    def _drain(self, proc: _Proc) -> None:
+        while not proc.eof:
+            try:
+                data = os.read(proc.from_fd, _READ_SIZE)
+            except BlockingIOError:
+                return
+            if not data:
+                proc.eof = True
+                self._get_loop().remove_reader(proc.from_fd)
+                return
+            for kind, seq, payload in proc.reader.feed(data):
+                entry = self._entries.get(seq)
+                if entry is None or entry.proc is not proc:
+                    continue  # a job whose waiter was cancelled and forgotten
+                if kind == STARTED:
+                    self._on_started(proc, entry)
+                elif kind == DONE:
+                    self._on_done(proc, entry, payload)
+
+    def _on_started(self, proc: _Proc, entry: _Entry) -> None:
+        entry.started = time.perf_counter()
+        limit = entry.job.time_limit
+        if limit:
+            entry.deadline = self._get_loop().call_later(limit, self._on_deadline, proc, entry)
+        if entry.revoke_signal is not None:
+            proc.killed_for = ("revoke", entry)
+            self._kill(proc, entry.revoke_signal)
+
+    def _on_done(self, proc: _Proc, entry: _Entry, outcome: Outcome) -> None:
+        proc.inflight.remove(entry)
+        proc.completed += 1
+        if entry.deadline is not None:
+            entry.deadline.cancel()
+        if entry.revoke_signal is not None:
+            outcome = _revoked_outcome(entry)
+        self._resolve(entry, outcome)
+
+    def _on_deadline(self, proc: _Proc, entry: _Entry) -> None:
+        if entry in proc.inflight and proc.killed_for is None:
+            proc.killed_for = ("timeout", entry)
+            self._kill(proc, signal.SIGKILL)
+
+    def _on_writable(self, proc: _Proc) -> None:
+        self._write(proc, b"")
+
+    def _on_exit(self, proc: _Proc) -> None:
+        """The child is gone: settle what it held, reap it, replace it."""
+        loop = self._get_loop()
+        loop.remove_reader(proc.pidfd)
+        self._drain(proc)  # events it wrote before it died come first
+        if not proc.eof:
+            loop.remove_reader(proc.from_fd)
+        try:
+            _, status = os.waitpid(proc.pid, 0)
+            code: int | None = os.waitstatus_to_exitcode(status)
+        except ChildProcessError:  # reaped by someone else: the cause is unknown
+            code = None
+        if proc.to_fd >= 0:
+            loop.remove_writer(proc.to_fd)
+            os.close(proc.to_fd)
+        os.close(proc.from_fd)
+        os.close(proc.pidfd)
+        proc.to_fd = proc.from_fd = proc.pidfd = -1
+        del self._procs[proc.pid]
+        requeue: list[_Entry] = []
+        for entry in proc.inflight:
+            if entry.deadline is not None:
+                entry.deadline.cancel()
+            if entry.started is not None:
+                self._resolve(entry, self._death_outcome(proc, entry, code))
+            elif self._cold:
+                self._resolve(entry, self._requeue_outcome(entry))
+            else:
+                entry.proc = None
+                requeue.append(entry)
+        proc.inflight.clear()
+        self._pending.extendleft(reversed(requeue))
+        self._proc_exited.set()
+        if proc.completed == 0 and code is not None and code > 0 and not proc.retiring:
+            loop.call_later(_CRASH_RESPAWN_DELAY, self._respawn)
+        else:
+            self._respawn()
+
+    def _respawn(self) -> None:
+        self._ensure_target()
+        self._schedule_dispatch()
+
+    def _death_outcome(self, proc: _Proc, entry: _Entry, code: int | None) -> Outcome:
+        started = entry.started or time.perf_counter()
+        killed = proc.killed_for
+        if killed is not None and killed[1] is entry and killed[0] == "timeout":
+            return self.hard_limit_outcome(entry.job.time_limit or 0.0, started)
+        if entry.revoke_signal is not None:
+            return _revoked_outcome(entry)
+        if self._cold:
+            return self._requeue_outcome(entry)
+        if code is None:
+            cause = "unknown exit status"
+        elif code < 0:
+            cause = f"signal {-code} ({signal.Signals(-code).name})"
+        else:
+            cause = f"exitcode {code}"
+        return self.lost_outcome(
+            f"Worker exited prematurely: {cause} Job: {entry.job.ctx.id or entry.seq}.", started
+        )
+
+    @staticmethod
+    def _requeue_outcome(entry: _Entry) -> Outcome:
+        exc = WorkerLostError(
+            f"cold shutdown: job {entry.job.ctx.id or entry.seq} did not finish; requeued"
+        )
+        out = failed_outcome(exc)
+        out.requeue = True
+        return out
+
+    # -- handing jobs to children ------------------------------------------------
+    def _schedule_dispatch(self) -> None:
+        if not self._dispatch_scheduled and self._pending:
+            self._dispatch_scheduled = True
+            self._get_loop().call_soon(self._dispatch)
+
+    def _capacity(self, proc: _Proc) -> int:
+        if proc.retiring or proc.to_fd < 0 or proc.killed_for is not None:
+            return 0
+        room = self._per_child - len(proc.inflight)
+        max_tasks = self.options.max_tasks_per_child
+        if max_tasks:
+            room = min(room, max_tasks - proc.assigned)
+        return room
+
+    def _dispatch(self) -> None:
+        self._dispatch_scheduled = False
+        if self._closing and self._cold:
+            return
+        self._autogrow()
+        ready = [p for p in self._procs.values() if self._capacity(p) > 0]
+        batches: dict[int, list[_Entry]] = {}
+        while self._pending and ready:
+            proc = min(ready, key=lambda p: len(p.inflight))  # idle children first
+            entry = self._pending.popleft()
+            entry.proc = proc
+            proc.inflight.append(entry)
+            proc.assigned += 1
+            batches.setdefault(proc.pid, []).append(entry)
+            if self._capacity(proc) <= 0:
+                ready.remove(proc)
+        for pid, entries in batches.items():
+            self._send(self._procs[pid], entries)
+        if self._pending or any(p.inflight for p in self._procs.values()):
+            self._mark_busy()
+
+    def _send(self, proc: _Proc, entries: list[_Entry]) -> None:
+        try:
+            data = encode_frame([(e.seq, e.job) for e in entries])
+        except Exception:  # find the job that does not pickle
+            good: list[_Entry] = []
+            for entry in entries:
+                try:
+                    encode_frame([(entry.seq, entry.job)])
+                except Exception as exc:
+                    proc.inflight.remove(entry)
+                    proc.assigned -= 1
+                    self._resolve(entry, failed_outcome(exc))
+                else:
+                    good.append(entry)
+            if not good:
+                return
+            data = encode_frame([(e.seq, e.job) for e in good])
+        self._write(proc, data)
+
+    def _write(self, proc: _Proc, data: bytes) -> None:
+        if proc.to_fd < 0:
+            return
+        proc.wbuf += data
+        loop = self._get_loop()
+        try:
+            written = os.write(proc.to_fd, proc.wbuf)
+        except BlockingIOError:
+            written = 0
+        except BrokenPipeError:  # the child died; _on_exit requeues what it held
+            proc.wbuf.clear()
+            written = 0
+        del proc.wbuf[:written]
+        if proc.wbuf:
+            loop.add_writer(proc.to_fd, self._on_writable, proc)
+            return
+        loop.remove_writer(proc.to_fd)
+        if proc.close_after_flush:
+            self._close_input(proc)
+
+    def _resolve(self, entry: _Entry, outcome: Outcome) -> None:
+        if not entry.future.done():
+            entry.future.set_result(outcome)
+        self._forget(entry)
+
+    def _forget(self, entry: _Entry) -> None:
+        self._entries.pop(entry.seq, None)
+        if not self._entries:
+            self._drained.set()
+
+    async def _join(self, timeout: float) -> bool:
+        """Wait until every child has exited and been reaped; False on timeout."""
+        deadline = self._get_loop().time() + timeout
+        while self._procs:
+            self._proc_exited.clear()
+            remaining = deadline - self._get_loop().time()
+            if remaining <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._proc_exited.wait(), remaining)
+        return True
+
+    # -- autoscale -----------------------------------------------------------------
+    def _mark_busy(self) -> None:
+        if len(self._entries) >= self._counted():
+            self._last_full = self._get_loop().time()
+
+    def _autogrow(self) -> None:
+        if self.options.autoscale is None or self._closing:
+            return
+        # Celery's rule: grow while more jobs are outstanding than there are children.
+        want = min(len(self._entries) - self._counted(), self._max - self._target)
+        if want > 0:
+            self._target += want
+            self._ensure_target()
+
+    async def _autoscale_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.autoscale_interval)
+            self._autoscale_tick()
+
+    def _autoscale_tick(self) -> None:
+        """Shrink one child at a time once the pool has had spare children for ``keepalive``."""
+        now = self._get_loop().time()
+        self._mark_busy()
+        if self._target > self._min and now - self._last_full >= self.keepalive:
+            self._shrink(1)
+
+
+def _revoked_outcome(entry: _Entry) -> Outcome:
+    exc = TaskRevokedError("terminated")
+    runtime = time.perf_counter() - entry.started if entry.started is not None else 0.0
+    return Outcome(
+        states.REVOKED, exc=exc, exc_wire=exception_to_wire(exc), runtime=runtime,
+        reason="terminated",
+    )
