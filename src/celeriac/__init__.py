@@ -1,3 +1,31 @@
-"""celeriac: a fast, reliable, async-native distributed task queue, wire-compatible with Celery."""
+"""celeriac: a fast, reliable, async-native distributed task queue, wire-compatible with Celery.
+
+The curated public API. Layers (imports point down only)::
+
+    cli | testing -> dashboard -> facade -> beat | events | control -> worker -> app
+    -> canvas | backends -> transports -> protocol | config -> errors | signals | _types
+"""
+
+from celeriac.app.core import current_app, shared_task
+from celeriac.app.queues import Exchange, Queue
+from celeriac.app.result import AsyncResult, GroupResult, ResultSet
+from celeriac.app.task import Task
+from celeriac.facade import Celeriac, Celery
+from celeriac.protocol import states
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "AsyncResult",
+    "Celeriac",
+    "Celery",
+    "Exchange",
+    "GroupResult",
+    "Queue",
+    "ResultSet",
+    "Task",
+    "__version__",
+    "current_app",
+    "shared_task",
+    "states",
+]

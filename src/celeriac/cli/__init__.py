@@ -1,1 +1,1 @@
-"""celeriac.cli."""
+"""The ``celeriac`` command: one module per subcommand. Composition root: nothing imports it."""

@@ -1,0 +1,31 @@
+"""Celery's exception names, for ``from celeriac.exceptions import SoftTimeLimitExceeded``."""
+
+from celeriac.errors import (
+    ChordError,
+    Ignore,
+    ImproperlyConfigured,
+    MaxRetriesExceededError,
+    NotRegistered,
+    Reject,
+    Retry,
+    SoftTimeLimitExceeded,
+    TaskRevokedError,
+    TimeLimitExceeded,
+    TimeoutError,
+    WorkerLostError,
+)
+
+__all__ = [
+    "ChordError",
+    "Ignore",
+    "ImproperlyConfigured",
+    "MaxRetriesExceededError",
+    "NotRegistered",
+    "Reject",
+    "Retry",
+    "SoftTimeLimitExceeded",
+    "TaskRevokedError",
+    "TimeLimitExceeded",
+    "TimeoutError",
+    "WorkerLostError",
+]
