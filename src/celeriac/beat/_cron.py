@@ -269,8 +269,10 @@ class CronSpec:
     def next_fire(self, after: datetime, tz: ZoneInfo) -> datetime:
         """The first firing instant strictly after the aware instant ``after`` (UTC result)."""
         after = after.astimezone(UTC)
-        # Start a day early: a wall time of yesterday may repeat after ``after``.
-        day = after.astimezone(tz).date() - timedelta(days=1)
+        day = after.astimezone(tz).date()
+        if not self._offset_constant(day - timedelta(days=1), tz):
+            # A repeated wall time of yesterday may come after ``after``.
+            day -= timedelta(days=1)
         for _ in range(_SEARCH_DAYS):
             day = self.next_date(day)
             found = self.first_fire_after(day, tz, after)
@@ -278,7 +280,7 @@ class CronSpec:
                 # A fall-back across midnight can put tomorrow's first run before
                 # a repeat of today's last one.
                 following = self.next_date(day + timedelta(days=1))
-                if following - day == timedelta(days=1):
+                if following - day == timedelta(days=1) and not self._offset_constant(day, tz):
                     other = self.first_fire_after(following, tz, after)
                     if other is not None and other < found:
                         return other

@@ -298,6 +298,7 @@ class crontab(BaseSchedule):
                 f"month_of_year {self._texts['month_of_year']!r}"
             )
         self.tz = _zone(tz)
+        self._memo: tuple[tuple[datetime, ZoneInfo], datetime] | None = None
 
     def next_run_after(self, last_run_at: datetime | None, now: datetime) -> datetime:
         """The first matching wall time (DST rules applied) strictly after the last run."""
@@ -306,7 +307,14 @@ class crontab(BaseSchedule):
             if last_run_at is None
             else _aware("last_run_at", last_run_at)
         )
-        return self._spec.next_fire(after, self.tz)
+        # Beat asks again on every tick with the same last run: remember one answer.
+        key = (after, self.tz)
+        memo = self._memo  # one read: another thread may replace it
+        if memo is not None and memo[0] == key:
+            return memo[1]
+        found = self._spec.next_fire(after, self.tz)
+        self._memo = (key, found)
+        return found
 
     def to_dict(self) -> dict[str, Any]:
         """The five fields as the user spelled them, plus ``type`` and ``tz``."""
