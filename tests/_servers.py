@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 import pytest
 
-__all__ = ["REDIS_HOST", "REDIS_PORT", "ensure_redis", "redis_db_lease"]
+__all__ = ["REDIS_HOST", "REDIS_PORT", "ensure_redis", "redis_db", "redis_db_lease", "redis_url"]
 
 REDIS_HOST = "127.0.0.1"
 REDIS_PORT = 6379
@@ -81,3 +81,24 @@ def redis_db_lease(wait: float = 60.0) -> Iterator[int]:
         if time.monotonic() > deadline:
             pytest.fail("every Redis test database (9..15) is held by another test session")
         time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def redis_db() -> Iterator[int]:
+    """This session's own Redis database number (Redis started if it was down)."""
+    ensure_redis()
+    with redis_db_lease() as db:
+        yield db
+
+
+@pytest.fixture
+def redis_url(redis_db: int) -> str:
+    """``redis://127.0.0.1:6379/<db>`` on this session's database, flushed first."""
+    import redis  # test dependency of this fixture only
+
+    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=redis_db)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    return f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}"

@@ -75,9 +75,17 @@ local function move_due(delayed, now, max, wake)
   return #due
 end
 
+-- remember that a message goes back after a delivery (read by FETCH)
+local function mark_redelivered(redelivered, element)
+  if redelivered ~= '' then
+    redis.call('HSET', redelivered, redis.sha1hex(element), 1)
+    redis.call('EXPIRE', redelivered, 604800)
+  end
+end
+
 -- put every in-flight message of hash `h` back at the head of its list, in
 -- fetch order (lowest tag served first), and delete the hash
-local function restore_hash(h, wake)
+local function restore_hash(h, wake, redelivered)
   local flat = redis.call('HGETALL', h)
   if #flat == 0 then return 0 end
   local items = {}
@@ -85,6 +93,7 @@ local function restore_hash(h, wake)
   table.sort(items, function(a, b) return a[1] > b[1] end)
   for _, item in ipairs(items) do
     local list, element = split_located(item[2])
+    mark_redelivered(redelivered, element)
     push(list, element, true, wake)
   end
   redis.call('DEL', h)
@@ -113,9 +122,11 @@ end
 return #KEYS
 """
 
-#: KEYS: in-flight hash, leases zset, delayed zset, then the lists in poll order.
-#: ARGV: limit, consumer id, first tag, lease seconds, wake prefix, max due moves.
-#: Returns ``[next_due_score_or_'', tag, list_index, element, ...]``.
+#: KEYS: in-flight hash, leases zset, delayed zset, redelivered hash, then the
+#: lists in poll order. ARGV: limit, consumer id, first tag, lease seconds, wake
+#: prefix, max due moves. Returns ``[next_due_score_or_'', tag, list_index,
+#: redelivered 0/1, element, ...]``. The redelivered hash (sha1 of elements
+#: that went back to a queue after a delivery) is only consulted when it exists.
 FETCH = (
     _COMMON
     + r"""
@@ -126,7 +137,8 @@ move_due(KEYS[3], now, tonumber(ARGV[6]), ARGV[5])
 local out = {''}
 local fields = {}
 local n = 0
-for i = 4, #KEYS do
+local marks = redis.call('EXISTS', KEYS[4]) == 1
+for i = 5, #KEYS do
   if n >= limit then break end
   local got = redis.call('RPOP', KEYS[i], limit - n)
   if got then
@@ -136,7 +148,12 @@ for i = 4, #KEYS do
       fields[#fields + 1] = tag
       fields[#fields + 1] = prefix .. element
       out[#out + 1] = tag
-      out[#out + 1] = tostring(i - 3)
+      out[#out + 1] = tostring(i - 4)
+      if marks and redis.call('HDEL', KEYS[4], redis.sha1hex(element)) == 1 then
+        out[#out + 1] = '1'
+      else
+        out[#out + 1] = '0'
+      end
       out[#out + 1] = element
       n = n + 1
     end
@@ -152,7 +169,7 @@ return out
 """
 )
 
-#: KEYS: leases zset, delayed zset, own in-flight hash.
+#: KEYS: leases zset, delayed zset, own in-flight hash, redelivered hash.
 #: ARGV: consumer id, lease seconds, in-flight key prefix, wake prefix, max dead
 #: consumers per run, max due moves.
 #: Renews this consumer's lease, restores the in-flight messages of consumers
@@ -165,7 +182,7 @@ local restored = 0
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[5]))
 for _, cid in ipairs(dead) do
   if cid ~= ARGV[1] then
-    restored = restored + restore_hash(ARGV[3] .. cid, ARGV[4])
+    restored = restored + restore_hash(ARGV[3] .. cid, ARGV[4], KEYS[4])
     redis.call('ZREM', KEYS[1], cid)
   end
 end
@@ -179,14 +196,17 @@ return {restored, moved}
 """
 )
 
-#: KEYS: in-flight hash. ARGV: wake prefix, then tags, or ``*`` for all of them.
+#: KEYS: in-flight hash, redelivered hash (``''`` ARGV-side to not mark).
+#: ARGV: wake prefix, mark (``1`` flags them redelivered), then tags, or ``*``.
 #: Puts those messages back at the head of their lists (if still in flight).
 REQUEUE = (
     _COMMON
     + r"""
-if ARGV[2] == '*' then return restore_hash(KEYS[1], ARGV[1]) end
+local marks = ''
+if ARGV[2] == '1' then marks = KEYS[2] end
+if ARGV[3] == '*' then return restore_hash(KEYS[1], ARGV[1], marks) end
 local tags = {}
-for i = 2, #ARGV do tags[#tags + 1] = tonumber(ARGV[i]) end
+for i = 3, #ARGV do tags[#tags + 1] = tonumber(ARGV[i]) end
 table.sort(tags, function(a, b) return a > b end)
 local n = 0
 for _, tag in ipairs(tags) do
@@ -194,6 +214,7 @@ for _, tag in ipairs(tags) do
   local v = redis.call('HGET', KEYS[1], key)
   if v then
     local list, element = split_located(v)
+    mark_redelivered(marks, element)
     push(list, element, true, ARGV[1])
     redis.call('HDEL', KEYS[1], key)
     n = n + 1

@@ -77,6 +77,15 @@ _IDLE_POLL_MIN = 0.01
 _MAX_DUE_MOVES = 200
 _MAX_DEAD_CONSUMERS = 50
 _BINDING_CACHE_SECONDS = 5.0
+# celeriac-private key (requested for protocol.keys): sha1 of elements that went
+# back to a queue after a delivery, so the next fetch can flag them redelivered.
+_REDELIVERED = keys.CELERIAC_PREFIX + "redelivered"
+# Exchanges whose type Celery fixes (others are learnt from declare()).
+_KNOWN_EXCHANGES = {
+    keys.PIDBOX_EXCHANGE: "fanout",
+    keys.EVENT_EXCHANGE: "topic",
+    keys.PIDBOX_REPLY_EXCHANGE: "direct",
+}
 
 
 class RedisTransport(Transport):
@@ -98,7 +107,7 @@ class RedisTransport(Transport):
         self._sync: redis.Redis | None = None
         self._aio: redis.asyncio.Redis | None = None
         self._declared: set[str] = set()
-        self._exchange_types: dict[str, str] = {}
+        self._exchange_types: dict[str, str] = dict(_KNOWN_EXCHANGES)
         self._bindings: dict[str, tuple[float, list[Binding]]] = {}
         self._pending_acks: list[str] = []
         self._unknown_fetches: list[list[str]] = []
@@ -131,7 +140,7 @@ class RedisTransport(Transport):
             return
         try:
             await self._flush_acks()
-            await self._script(lua.REQUEUE, [self._inflight_key], [self._wake_prefix, "*"])
+            await self._requeue(["*"], mark=True)
             await self._aio.zrem(keys.LEASES_ZSET, self.consumer_id)
         except (redis.exceptions.RedisError, OSError) as exc:
             log.warning("could not return in-flight messages on close: %s (%s)", exc,
@@ -350,19 +359,23 @@ class RedisTransport(Transport):
     ) -> tuple[list[Delivery], float | None]:
         first = self._seq
         self._seq += limit
-        tags = [str(first + i) for i in range(limit)]
-        self._unknown_fetches.append(tags)
-        raw = await self._script(
-            lua.FETCH,
-            [self._inflight_key, keys.LEASES_ZSET, keys.DELAYED_ZSET, *lists],
-            [limit, self.consumer_id, first, self.options.lease_seconds, self._wake_prefix,
-             _MAX_DUE_MOVES],
-        )  # fmt: skip
-        self._unknown_fetches.pop()
+        try:
+            raw = await self._script(
+                lua.FETCH,
+                [self._inflight_key, keys.LEASES_ZSET, keys.DELAYED_ZSET, _REDELIVERED, *lists],
+                [limit, self.consumer_id, first, self.options.lease_seconds, self._wake_prefix,
+                 _MAX_DUE_MOVES],
+            )  # fmt: skip
+        except BaseException:
+            # The script may have run with its reply lost (or we were cancelled):
+            # whatever it took for us is requeued before the next fetch.
+            self._unknown_fetches.append([str(first + i) for i in range(limit)])
+            raise
         next_due = float(raw[0]) if raw[0] else None
         deliveries: list[Delivery] = []
-        for i in range(1, len(raw), 3):
-            seq, index, element = raw[i].decode(), int(raw[i + 1]) - 1, raw[i + 2]
+        for i in range(1, len(raw), 4):
+            seq, index, element = raw[i].decode(), int(raw[i + 1]) - 1, raw[i + 3]
+            redelivered = raw[i + 2] == b"1"
             list_name, queue = order[index]
             tag = RedisTag(seq, list_name, element)
             try:
@@ -370,7 +383,7 @@ class RedisTransport(Transport):
             except DecodeError as exc:
                 await self._set_aside_undecodable(tag, queue, exc)
                 continue
-            deliveries.append(Delivery(envelope=envelope, queue=queue, tag=tag))
+            deliveries.append(Delivery(envelope, queue, tag, redelivered))
         return deliveries, next_due
 
     async def _set_aside_undecodable(self, tag: RedisTag, queue: str, exc: DecodeError) -> None:
@@ -387,9 +400,17 @@ class RedisTransport(Transport):
     async def _recover_unknown_fetches(self) -> None:
         """Requeue what fetch calls whose reply was lost may have taken for us."""
         while self._unknown_fetches:
-            tags = self._unknown_fetches[-1]
-            await self._script(lua.REQUEUE, [self._inflight_key], [self._wake_prefix, *tags])
-            self._unknown_fetches.pop()
+            tags = self._unknown_fetches.pop()
+            try:
+                await self._requeue(tags, mark=False)
+            except BaseException:
+                self._unknown_fetches.append(tags)
+                raise
+
+    async def _requeue(self, tags: Sequence[str], *, mark: bool) -> Any:
+        flag = "1" if mark else "0"
+        keys_ = [self._inflight_key, _REDELIVERED]
+        return await self._script(lua.REQUEUE, keys_, [self._wake_prefix, flag, *tags])
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
         """Forget finished deliveries (one HDEL); kept and retried if Redis is away."""
@@ -401,16 +422,18 @@ class RedisTransport(Transport):
 
     async def _flush_acks(self) -> None:
         if self._pending_acks:
-            pending = self._pending_acks
-            await self._async_client().hdel(self._inflight_key, *pending)
-            del pending[: len(pending)]
+            batch, self._pending_acks = self._pending_acks, []
+            try:
+                await self._async_client().hdel(self._inflight_key, *batch)
+            except BaseException:
+                self._pending_acks[:0] = batch
+                raise
 
     async def reject(self, delivery: Delivery, *, requeue: bool, reason: str = "") -> None:
         """Requeue at the head of its queue, or move to ``<queue>.dead`` with ``reason``."""
         tag = _tag_of(delivery)
         if requeue:
-            await self._retrying("requeueing", lambda: self._script(
-                lua.REQUEUE, [self._inflight_key], [self._wake_prefix, tag.seq]))  # fmt: skip
+            await self._retrying("requeueing", partial(self._requeue, [tag.seq], mark=True))
         else:
             await self._dead_letter(tag, delivery.queue, reason or "rejected")
 
@@ -438,7 +461,7 @@ class RedisTransport(Transport):
                 await self._recover_unknown_fetches()
                 restored, _moved = await self._script(
                     lua.MAINTAIN,
-                    [keys.LEASES_ZSET, keys.DELAYED_ZSET, self._inflight_key],
+                    [keys.LEASES_ZSET, keys.DELAYED_ZSET, self._inflight_key, _REDELIVERED],
                     [self.consumer_id, self.options.lease_seconds, keys.inflight_key(""),
                      self._wake_prefix, _MAX_DEAD_CONSUMERS, _MAX_DUE_MOVES],
                 )  # fmt: skip
