@@ -31,8 +31,9 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from celeriac import signals
-from celeriac.app.trace import Outcome, arun_task, run_task
+from celeriac.app.trace import Outcome, run_task
 from celeriac.errors import EncodeError, SoftTimeLimitExceeded
+from celeriac.worker.pools._inprocess import run_coroutine_job
 from celeriac.worker.pools.base import Job, Pool, failed_outcome
 
 if TYPE_CHECKING:
@@ -209,7 +210,7 @@ class _Child:
         except KeyError as exc:
             return failed_outcome(exc).portable()
         if task.is_async:
-            return asyncio.run(self._execute_async(task, job)).portable()
+            return asyncio.run(run_coroutine_job(task, job)).portable()
         return self._execute_sync(task, job).portable()
 
     def _execute_sync(self, task: Any, job: Job) -> Outcome:
@@ -231,20 +232,6 @@ class _Child:
             self.soft_armed = False
             signal.setitimer(signal.ITIMER_REAL, 0)
         return out
-
-    async def _execute_async(self, task: Any, job: Job) -> Outcome:
-        soft = job.soft_time_limit
-        if not soft:
-            return await arun_task(task, job.ctx)
-        started = time.perf_counter()
-        runner = asyncio.ensure_future(arun_task(task, job.ctx))
-        timer = asyncio.get_running_loop().call_later(soft, runner.cancel)
-        try:
-            return await runner
-        except asyncio.CancelledError:
-            return Pool.soft_limit_outcome(soft, started)
-        finally:
-            timer.cancel()
 
     def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
         if self.soft_armed:
