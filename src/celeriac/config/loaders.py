@@ -46,10 +46,14 @@ __all__ = [
 #: Every canonical name celeriac accepts: its own settings and the ignored Celery ones.
 KNOWN_NAMES: frozenset[str] = SETTING_NAMES | frozenset(IGNORED_SETTINGS)
 
-# Spellings offered by "did you mean": canonical names and old names, keyed in lower case.
-_SPELLINGS: dict[str, str] = {name: name for name in KNOWN_NAMES} | {
-    old.lower(): old for old in ALIASES
-}
+# Spellings offered by "did you mean", keyed in lower case: new names for a
+# lowercase key; old, uppercased and CELERY_-prefixed names for an uppercase one.
+_LOWER_SPELLINGS: dict[str, str] = {name: name for name in KNOWN_NAMES}
+_UPPER_SPELLINGS: dict[str, str] = (
+    {name: name.upper() for name in KNOWN_NAMES}
+    | {f"celery_{name}": f"CELERY_{name.upper()}" for name in KNOWN_NAMES}
+    | {old.lower(): old for old in ALIASES}
+)
 _PREFIXES = ("broker_", "result_", "task_", "worker_", "beat_", "celery", "event_", "control_")
 
 
@@ -89,13 +93,13 @@ def canonical_name(key: str, namespace: str | None = None) -> str | None:
 
 
 def _suggestion(key: str, cutoff: float) -> str | None:
-    matches = difflib.get_close_matches(key.lower(), _SPELLINGS, n=1, cutoff=cutoff)
+    spellings = _UPPER_SPELLINGS if key.isupper() else _LOWER_SPELLINGS
+    matches = difflib.get_close_matches(key.lower(), spellings, n=1, cutoff=cutoff)
     if not matches:
         return None
-    spelling = _SPELLINGS[matches[0]]
-    if spelling in ALIASES:
-        return f"{spelling!r} (new name {ALIASES[spelling]!r})"
-    return repr(spelling)
+    spelling = spellings[matches[0]]
+    name = canonical_name(spelling)
+    return repr(spelling) if name == spelling else f"{spelling!r} (new name {name!r})"
 
 
 def unknown_setting_message(key: str) -> str:

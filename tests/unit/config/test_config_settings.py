@@ -92,7 +92,11 @@ def test_legacy_database_and_cache_backends_resolve() -> None:
 
 def test_other_effective_values() -> None:
     assert Settings().effective_result_accept_content() == ("json",)
-    s = Settings(accept_content=["json", "pickle"], result_accept_content=["json"])
+    lists: dict[str, Any] = {
+        "accept_content": ["json", "pickle"],
+        "result_accept_content": ["json"],
+    }
+    s = Settings(**lists)
     assert s.effective_result_accept_content() == ("json",)
     assert Settings().effective_worker_concurrency() == (os.cpu_count() or 1)
     assert Settings(worker_concurrency=3).effective_worker_concurrency() == 3
@@ -163,7 +167,7 @@ def test_ill_typed_values_raise_naming_setting_and_value(
 
 def test_passwords_in_bad_values_are_masked_in_messages() -> None:
     with pytest.raises(ConfigurationError) as info:
-        Settings(broker_use_ssl="rediss://:hunter2@host:6380/0")
+        Settings(**{"broker_use_ssl": "rediss://:hunter2@host:6380/0"})
     assert "hunter2" not in str(info.value)
     assert "rediss://:**@host:6380/0" in str(info.value)
 
