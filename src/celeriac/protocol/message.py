@@ -16,6 +16,8 @@ name that reads well at call sites), e.g. a retry::
 from __future__ import annotations
 
 import dataclasses
+import os
+import socket
 import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +36,7 @@ __all__ = [
     "message_with",
     "new_task_id",
     "parse_task_envelope",
+    "process_origin",
     "safe_repr",
     "task_message_summary",
 ]
@@ -114,6 +117,11 @@ class TaskMessage:
 def new_task_id() -> str:
     """A fresh task id (uuid4 string, as Celery makes them)."""
     return str(uuid.uuid4())
+
+
+def process_origin() -> str:
+    """The ``origin`` header Celery clients send: ``gen<pid>@<hostname>``."""
+    return f"gen{os.getpid()}@{socket.gethostname()}"
 
 
 def message_with(msg: TaskMessage, **changes: Any) -> TaskMessage:
