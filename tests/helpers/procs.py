@@ -88,3 +88,12 @@ def run_python(code: str, cwd: Path, timeout: float = 60.0) -> subprocess.Comple
     env = {**os.environ, "PYTHONPATH": str(cwd)}
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, text=True,
                           capture_output=True, timeout=timeout)
+
+
+def wait_until(predicate: "object", timeout: float = 30.0, what: str = "condition") -> None:
+    """Poll ``predicate()`` every 10 ms until true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout}s")
+        time.sleep(0.01)
