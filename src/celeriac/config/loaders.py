@@ -24,6 +24,7 @@ import difflib
 import importlib
 import os
 import sys
+import types
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -167,13 +168,21 @@ def _warn_if_misspelt(key: str, namespace: str | None, origin: str) -> None:
 
 def items_of(obj: Any) -> Iterator[tuple[str, Any]]:
     """(name, value) pairs of a mapping, or the public attributes of a module, class
-    or object (inherited class attributes included, so config classes can subclass)."""
+    or object (inherited class attributes included, so config classes can subclass).
+
+    Imported modules and ``datetime`` classes are skipped, so ``from datetime import
+    timezone`` in a settings module is not read as the ``timezone`` setting."""
     if isinstance(obj, Mapping):
         yield from obj.items()
         return
     for name in dir(obj):
-        if not name.startswith("_"):
-            yield name, getattr(obj, name)
+        if name.startswith("_"):
+            continue
+        value = getattr(obj, name)
+        # `from datetime import timezone` in a settings module is an import, not a setting.
+        imported_class = isinstance(value, type) and value.__module__ == "datetime"
+        if not (imported_class or isinstance(value, types.ModuleType)):
+            yield name, value
 
 
 def import_object(reference: str) -> Any:

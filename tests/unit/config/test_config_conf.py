@@ -173,8 +173,9 @@ def test_old_style_queues_and_routes_pass_through_unchanged() -> None:
 def test_config_from_module_name(write_module: WriteModule) -> None:
     name = write_module(
         """
-        from datetime import timedelta
+        from datetime import timedelta, timezone  # imports, not the timezone setting
         import os
+        import json as include  # a module never counts as a setting
 
         BROKER_URL = "redis://:secret@localhost:6379/0"
         CELERY_RESULT_BACKEND = "redis://localhost:6379/1"
