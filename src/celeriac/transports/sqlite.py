@@ -267,11 +267,12 @@ class SqliteTransport(Transport):
         except asyncio.CancelledError:
             # The claim may have committed already; hand the rows straight back
             # rather than leaving them invisible for a whole lease.
-            claimed = await future
-            if claimed:
-                tags = [d.tag for d in claimed]
-                await self._db.run(lambda conn: _release(conn, tags, owner))
-                self._messages.notify()
+            with contextlib.suppress(Exception):  # a failed claim holds nothing
+                claimed = await future
+                if claimed:
+                    tags = [d.tag for d in claimed]
+                    await self._db.run(lambda conn: _release(conn, tags, owner))
+                    self._messages.notify()
             raise
         self._held.update(d.tag for d in out)
         return out
