@@ -252,22 +252,31 @@ def make_async_client(target: RedisTarget, *, retries: int = 1) -> redis.asyncio
     return redis.asyncio.Redis(host=target.host, port=target.port, **kwargs)
 
 
-def translate_error(exc: BaseException, target: RedisTarget, doing: str) -> OperationalError:
-    """The celeriac error for a redis-py failure while ``doing`` something."""
+def translate_error(
+    exc: BaseException,
+    target: RedisTarget,
+    doing: str,
+    unreachable: type[OperationalError] = BrokerUnreachable,
+) -> OperationalError:
+    """The celeriac error for a redis-py failure while ``doing`` something.
+
+    Connection failures become ``unreachable`` (``BrokerUnreachable`` for the
+    broker; result stores pass plain ``OperationalError``).
+    """
     detail = str(exc) or type(exc).__name__
     if isinstance(exc, CONNECTION_ERRORS):
-        return BrokerUnreachable(f"cannot reach Redis at {target.masked} ({doing}): {detail}")
+        return unreachable(f"cannot reach Redis at {target.masked} ({doing}): {detail}")
     return OperationalError(f"Redis at {target.masked} failed ({doing}): {detail}")
 
 
 @contextmanager
-def translating(target: RedisTarget, doing: str) -> Iterator[None]:
-    """Translate any redis-py error raised inside the block (sync or async code)."""
+def translating(
+    target: RedisTarget, doing: str, unreachable: type[OperationalError] = BrokerUnreachable
+) -> Iterator[None]:
+    """Translate any redis-py error raised inside the block (sync code only)."""
     try:
         yield
-    except redis.exceptions.RedisError as exc:
-        raise translate_error(exc, target, doing) from exc
-    except (ConnectionError, OSError) as exc:
-        if isinstance(exc, OperationalError):
-            raise
-        raise translate_error(exc, target, doing) from exc
+    except OperationalError:
+        raise
+    except (redis.exceptions.RedisError, OSError) as exc:
+        raise translate_error(exc, target, doing, unreachable) from exc

@@ -1,0 +1,344 @@
+"""Push-based waiting for Redis results: one pub/sub connection, many waiters.
+
+A worker writes a result and ``PUBLISH``es the same string on the result key's
+channel (Celery's protocol). A waiter subscribes to the channel, *then* reads
+the key, so a result stored in between is never missed: whatever was stored
+before the subscription took effect is seen by the read, whatever after is
+pushed. No polling.
+
+Each backend keeps one long-lived pub/sub connection per face, shared by all
+concurrent waits through a small demultiplexer:
+
+* :class:`SyncResultListener` (``AsyncResult.get()``): no helper thread. The
+  waiting thread itself reads the socket; when several threads wait, one reads
+  at a time ("leader") and hands each message to whoever waits for it through a
+  condition variable. Ids subscribed early (:meth:`SyncResultListener.subscribe`
+  at send time) get their results buffered as they arrive, so ``get()`` of a
+  finished task only drains bytes already in the socket: no round trip.
+* :class:`AsyncResultListener` (``await result``): one reader task.
+
+After a lost connection redis-py re-subscribes on reconnect; messages sent in
+the gap are gone, so every waiter re-confirms its subscription and reads the
+key again (a *generation* counter tells them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+import redis
+import redis.asyncio
+import redis.asyncio.client
+import redis.client
+import redis.exceptions
+
+from celeriac.errors import DecodeError
+from celeriac.protocol.results import ResultMeta
+from celeriac.protocol.states import READY_STATES
+
+__all__ = ["AsyncResultListener", "SyncResultListener", "WaitTimedOut"]
+
+Decode = Callable[[bytes | str, str], ResultMeta]
+_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+
+
+class WaitTimedOut(Exception):
+    """Internal: the deadline passed (the backend raises celeriac's TimeoutError)."""
+
+
+def _ready(meta: ResultMeta | None) -> ResultMeta | None:
+    return meta if meta is not None and meta.status in READY_STATES else None
+
+
+class _Mailbox:
+    """What both faces share: subscriptions, confirmations, buffered results."""
+
+    def __init__(self, prefix: str, decode: Decode, max_early: int) -> None:
+        self.prefix = prefix
+        self.decode = decode
+        self.max_early = max_early
+        self.waiters: OrderedDict[str, int] = OrderedDict()  # task id -> waiting calls
+        self.confirmed: set[str] = set()
+        self.values: dict[str, ResultMeta] = {}
+        self.generation = 0
+
+    def channel(self, task_id: str) -> str:
+        return self.prefix + task_id
+
+    def ready(self, task_id: str) -> ResultMeta | None:
+        return _ready(self.values.get(task_id))
+
+    def take(self, task_id: str) -> ResultMeta | None:
+        meta = self.ready(task_id)
+        if meta is not None:
+            self.values.pop(task_id, None)
+        return meta
+
+    def handle(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        raw_channel = message.get("channel")
+        channel = raw_channel.decode() if isinstance(raw_channel, bytes) else str(raw_channel)
+        if kind == "subscribe":
+            self.confirmed.add(channel)
+        elif kind == "unsubscribe":
+            self.confirmed.discard(channel)
+        elif kind == "message" and channel.startswith(self.prefix):
+            task_id = channel[len(self.prefix) :]
+            if task_id in self.waiters:
+                with contextlib.suppress(DecodeError):
+                    self.values[task_id] = self.decode(message["data"], task_id)
+
+    def lost(self) -> None:
+        self.generation += 1
+        self.confirmed.clear()
+
+    def evictable(self) -> list[str]:
+        """Early subscriptions beyond the cap that nobody waits on (oldest first)."""
+        extra = len(self.waiters) - self.max_early
+        if extra <= 0:
+            return []
+        return [tid for tid, count in self.waiters.items() if count == 0][:extra]
+
+
+def _ready_or_lost(box: _Mailbox, task_id: str, generation: int) -> bool:
+    """The waited-for result arrived, or the connection was lost since ``generation``."""
+    return box.ready(task_id) is not None or box.generation != generation
+
+
+class SyncResultListener:
+    """Shared pub/sub for blocking waits (see the module docstring)."""
+
+    def __init__(self, client: redis.Redis, prefix: str, decode: Decode, max_early: int) -> None:
+        self._client = client
+        self._box = _Mailbox(prefix, decode, max_early)
+        self._pubsub: redis.client.PubSub | None = None
+        self._cond = threading.Condition()
+        self._reading = False
+
+    def subscribe(self, task_id: str) -> None:
+        """Start receiving ``task_id``'s result now (a send-time call: no round trip)."""
+        with self._cond:
+            self._add(task_id, 0)
+
+    def _add(self, task_id: str, waiters: int) -> None:
+        box = self._box
+        if task_id in box.waiters:
+            box.waiters[task_id] += waiters
+            box.waiters.move_to_end(task_id)
+            return
+        if self._pubsub is None:
+            self._pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]
+        self._pubsub.subscribe(box.channel(task_id))
+        box.waiters[task_id] = waiters
+        stale = box.evictable()
+        for old in stale:
+            self._drop(old)
+
+    def _drop(self, task_id: str) -> None:
+        box = self._box
+        box.waiters.pop(task_id, None)
+        box.values.pop(task_id, None)
+        if self._pubsub is not None:
+            with contextlib.suppress(*_ERRORS):
+                self._pubsub.unsubscribe(box.channel(task_id))  # type: ignore[no-untyped-call]
+
+    def wait(
+        self, task_id: str, timeout: float | None, read: Callable[[], ResultMeta | None]
+    ) -> ResultMeta:
+        """The ready result of ``task_id``; ``read`` GETs the key. Raises WaitTimedOut."""
+        box = self._box
+        deadline = None if timeout is None else time.monotonic() + timeout
+        channel = box.channel(task_id)
+        with self._cond:
+            self._add(task_id, 1)
+        try:
+            self._drain()
+            while True:
+                with self._cond:
+                    meta = box.take(task_id)
+                if meta is not None:
+                    return meta
+                self._pump(lambda: channel in box.confirmed or box.ready(task_id), deadline)
+                with self._cond:
+                    generation = box.generation
+                meta = _ready(read())
+                if meta is not None:
+                    return meta
+                self._pump(partial(_ready_or_lost, box, task_id, generation), deadline)
+        finally:
+            with self._cond:
+                box.waiters[task_id] -= 1
+                if box.waiters[task_id] <= 0:
+                    self._drop(task_id)
+
+    def _lead(self) -> bool:
+        """Become the reader if nobody is (call with the lock held)."""
+        if self._reading:
+            return False
+        self._reading = True
+        return True
+
+    def _drain(self) -> None:
+        """Handle messages already received, without waiting for more."""
+        with self._cond:
+            if not self._lead():
+                return
+        try:
+            for _ in range(10_000):
+                if not self._read_one(0.0):
+                    break
+        finally:
+            with self._cond:
+                self._reading = False
+                self._cond.notify_all()
+
+    def _pump(self, done: Callable[[], object], deadline: float | None) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    if done():
+                        return
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        raise WaitTimedOut
+                    if self._lead():
+                        break
+                    self._cond.wait(1.0 if remaining is None else min(remaining, 1.0))
+            try:
+                self._read_one(1.0 if remaining is None else min(remaining, 1.0))
+            finally:
+                with self._cond:
+                    self._reading = False
+                    self._cond.notify_all()
+
+    def _read_one(self, timeout: float) -> bool:
+        assert self._pubsub is not None
+        try:
+            message = self._pubsub.get_message(timeout=timeout)
+        except _ERRORS:
+            with self._cond:
+                self._box.lost()
+            time.sleep(min(timeout, 0.1))
+            return False
+        if message is None:
+            return False
+        with self._cond:
+            self._box.handle(message)
+        return True
+
+    def close(self) -> None:
+        """Close the pub/sub connection; idempotent."""
+        with self._cond:
+            if self._pubsub is not None:
+                with contextlib.suppress(*_ERRORS):
+                    self._pubsub.close()
+                self._pubsub = None
+            self._box.waiters.clear()
+            self._box.values.clear()
+            self._box.confirmed.clear()
+
+
+class AsyncResultListener:
+    """Shared pub/sub for ``await``-ed waits: one reader task feeds every waiter."""
+
+    def __init__(self, client: redis.asyncio.Redis, prefix: str, decode: Decode) -> None:
+        self._client = client
+        self._box = _Mailbox(prefix, decode, max_early=10_000)
+        self._pubsub: redis.asyncio.client.PubSub | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._events: set[asyncio.Event] = set()
+
+    async def wait(
+        self,
+        task_id: str,
+        timeout: float | None,
+        read: Callable[[], Awaitable[ResultMeta | None]],
+    ) -> ResultMeta:
+        """The ready result of ``task_id``; ``read`` GETs the key. Raises WaitTimedOut."""
+        box = self._box
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        channel = box.channel(task_id)
+        if task_id in box.waiters:
+            box.waiters[task_id] += 1
+        else:
+            box.waiters[task_id] = 1
+            if self._pubsub is None:
+                self._pubsub = self._client.pubsub()
+            await self._pubsub.subscribe(channel)
+            if self._reader is None or self._reader.done():
+                self._reader = asyncio.create_task(self._read(), name="celeriac-redis-results")
+        try:
+            while True:
+                meta = box.take(task_id)
+                if meta is not None:
+                    return meta
+                await self._until(lambda: channel in box.confirmed or box.ready(task_id), deadline)
+                generation = box.generation
+                meta = _ready(await read())
+                if meta is not None:
+                    return meta
+                await self._until(partial(_ready_or_lost, box, task_id, generation), deadline)
+        finally:
+            box.waiters[task_id] -= 1
+            if box.waiters[task_id] <= 0:
+                del box.waiters[task_id]
+                box.values.pop(task_id, None)
+                if self._pubsub is not None:
+                    with contextlib.suppress(*_ERRORS):
+                        await self._pubsub.unsubscribe(channel)
+
+    async def _until(self, done: Callable[[], object], deadline: float | None) -> None:
+        loop = asyncio.get_running_loop()
+        while not done():
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                raise WaitTimedOut
+            event = asyncio.Event()
+            self._events.add(event)
+            try:
+                await asyncio.wait_for(event.wait(), remaining)
+            except TimeoutError:
+                raise WaitTimedOut from None
+            finally:
+                self._events.discard(event)
+
+    def _wake_all(self) -> None:
+        for event in self._events:
+            event.set()
+
+    async def _read(self) -> None:
+        assert self._pubsub is not None
+        failures = 0
+        while True:
+            try:
+                message = await self._pubsub.get_message(timeout=None)
+                failures = 0
+            except _ERRORS:
+                failures += 1
+                self._box.lost()
+                self._wake_all()
+                await asyncio.sleep(min(0.05 * 2**failures, 2.0))
+                continue
+            if message is not None:
+                self._box.handle(message)
+                self._wake_all()
+
+    async def close(self) -> None:
+        """Stop the reader and close the pub/sub connection; idempotent."""
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+            self._reader = None
+        if self._pubsub is not None:
+            with contextlib.suppress(*_ERRORS):
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+            self._pubsub = None
