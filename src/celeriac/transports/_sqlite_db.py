@@ -8,6 +8,8 @@
   (sqlite3 connections belong to the thread that made them, and the event loop
   must never block on disk); the sync face uses its own connection under a lock.
   ``sqlite3`` errors are translated into :mod:`celeriac.errors` naming the file.
+* :func:`encode_props`/:func:`decode_envelope` store an envelope as a small
+  orjson array of its properties plus its raw body (celeriac's own format).
 * :class:`Notifier` wakes waiters in this process at once when a writer in this
   process commits; other processes are seen by short adaptive polling
   (:class:`Backoff`).
@@ -24,13 +26,18 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from celeriac.errors import BadURLError, BrokerUnreachable, OperationalError
+import orjson
+
+from celeriac.errors import BadURLError, BrokerUnreachable, EncodeError, OperationalError
+from celeriac.protocol.envelope import Envelope
 
 __all__ = [
     "DEFAULT_FILE",
     "Backoff",
     "Notifier",
     "SqliteDB",
+    "decode_envelope",
+    "encode_props",
     "immediate",
     "notifier_for",
     "sqlite_path",
@@ -63,6 +70,49 @@ def sqlite_path(url: str) -> str:
             "or use memory:// for a single process"
         )
     return os.path.abspath(path)
+
+
+def encode_props(envelope: Envelope) -> bytes:
+    """The envelope minus its body, as a compact orjson array (our private format)."""
+    try:
+        return orjson.dumps(
+            [
+                envelope.content_type,
+                envelope.content_encoding,
+                dict(envelope.headers),
+                envelope.correlation_id,
+                envelope.reply_to,
+                envelope.priority,
+                envelope.delivery_mode,
+                envelope.expiration,
+                envelope.exchange,
+                envelope.routing_key,
+                envelope.delivery_tag,
+            ]
+        )
+    except TypeError as exc:
+        raise EncodeError(f"message headers are not JSON-serialisable: {exc}") from exc
+
+
+def decode_envelope(props: bytes, body: bytes) -> Envelope:
+    """Rebuild an :class:`Envelope` from :func:`encode_props` output and the body."""
+    (ctype, cenc, headers, corr, reply_to, prio, mode, expiration, exch, rkey, tag) = orjson.loads(
+        props
+    )
+    return Envelope(
+        body=bytes(body),
+        content_type=ctype,
+        content_encoding=cenc,
+        headers=headers,
+        correlation_id=corr,
+        reply_to=reply_to,
+        priority=prio,
+        delivery_mode=mode,
+        expiration=expiration,
+        exchange=exch,
+        routing_key=rkey,
+        delivery_tag=tag,
+    )
 
 
 @contextlib.contextmanager

@@ -40,14 +40,13 @@ from collections.abc import Sequence
 from functools import lru_cache, partial
 from typing import Any
 
-import orjson
-
-from celeriac.errors import EncodeError
 from celeriac.protocol.envelope import Envelope
 from celeriac.transports import _virtual
 from celeriac.transports._sqlite_db import (
     Backoff,
     SqliteDB,
+    decode_envelope,
+    encode_props,
     immediate,
     notifier_for,
     sqlite_path,
@@ -107,49 +106,6 @@ CREATE TABLE IF NOT EXISTS celeriac_broadcast (
 #: Broadcast rows older than this are deleted (subscribers poll far more often).
 BROADCAST_TTL = 60.0
 _CHUNK = 500  # ids per statement, well under SQLite's bound-variable limit
-
-
-def encode_props(envelope: Envelope) -> bytes:
-    """The envelope minus its body, as a compact orjson array (our private format)."""
-    try:
-        return orjson.dumps(
-            [
-                envelope.content_type,
-                envelope.content_encoding,
-                dict(envelope.headers),
-                envelope.correlation_id,
-                envelope.reply_to,
-                envelope.priority,
-                envelope.delivery_mode,
-                envelope.expiration,
-                envelope.exchange,
-                envelope.routing_key,
-                envelope.delivery_tag,
-            ]
-        )
-    except TypeError as exc:
-        raise EncodeError(f"message headers are not JSON-serialisable: {exc}") from exc
-
-
-def decode_envelope(props: bytes, body: bytes) -> Envelope:
-    """Rebuild an :class:`Envelope` from :func:`encode_props` output and the body."""
-    (ctype, cenc, headers, corr, reply_to, prio, mode, expiration, exch, rkey, tag) = orjson.loads(
-        props
-    )
-    return Envelope(
-        body=bytes(body),
-        content_type=ctype,
-        content_encoding=cenc,
-        headers=headers,
-        correlation_id=corr,
-        reply_to=reply_to,
-        priority=prio,
-        delivery_mode=mode,
-        expiration=expiration,
-        exchange=exch,
-        routing_key=rkey,
-        delivery_tag=tag,
-    )
 
 
 @lru_cache(maxsize=64)
