@@ -30,8 +30,10 @@ EVENTS: dict[str, tuple[float | None, int]] = {
 
 _J2000 = 2451545.0
 _UNIX_EPOCH_JD = 2440587.5
-# At a pole every hour angle is the same; compute there as a hair's breadth off it.
-_MAX_LAT = 89.99
+# Events are computed once per day; nearer a pole than this, the days on which
+# an event exists can be fewer than one (the declination moves 0.4 degrees a
+# day) and a daily search would miss the season's first sunrise entirely.
+_MAX_LAT = 89.5
 
 
 def _sun(jd: float) -> tuple[float, float]:
