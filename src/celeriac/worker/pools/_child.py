@@ -5,12 +5,14 @@ its tasks are loaded, so the child inherits them and needs no import step. The
 two sides talk over a pair of pipes in length-prefixed pickle frames; a frame
 holds a list, so several jobs (or several events) travel in one write.
 
-Parent -> child frame: ``[(seq, Job), ...]``. End of stream (the parent closing
+Parent -> child frame: ``[job_to_wire(seq, job), ...]``. End of stream (the parent closing
 its end) tells the child to finish its queue and exit.
 
 Child -> parent frame: ``[(kind, seq, payload), ...]`` with kind :data:`STARTED`
 (payload ``None``), sent before a job runs so that the parent knows which job a
-dying child was running, or :data:`DONE` (payload a portable Outcome).
+dying child was running, or :data:`DONE` (payload ``outcome_to_wire(outcome)``).
+Jobs and outcomes travel as plain tuples: pickling a dataclass costs several
+times more than pickling its values.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
+import operator
 import os
 import pickle
 import resource
@@ -31,6 +35,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from celeriac import signals
+from celeriac.app.context import Context
 from celeriac.app.trace import Outcome, run_task
 from celeriac.errors import EncodeError, SoftTimeLimitExceeded
 from celeriac.worker.pools._inprocess import run_coroutine_job
@@ -39,7 +44,18 @@ from celeriac.worker.pools.base import Job, Pool, failed_outcome
 if TYPE_CHECKING:
     from celeriac.app.core import App
 
-__all__ = ["DONE", "STARTED", "ChildConfig", "FrameReader", "child_main", "encode_frame"]
+__all__ = [
+    "DONE",
+    "STARTED",
+    "ChildConfig",
+    "FrameReader",
+    "child_main",
+    "encode_frame",
+    "job_from_wire",
+    "job_to_wire",
+    "outcome_from_wire",
+    "outcome_to_wire",
+]
 
 STARTED = 0
 DONE = 1
@@ -49,6 +65,37 @@ _READ_SIZE = 1 << 16
 # Signals whose parent-side handlers (asyncio, the worker's shutdown logic) must
 # not run in a child: the child dies on them like a plain process would.
 _DEFAULT_SIGNALS = ("SIGTERM", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGCHLD")
+
+
+_CTX_FIELDS = tuple(f.name for f in dataclasses.fields(Context))
+_JOB_FIELDS = tuple(f.name for f in dataclasses.fields(Job) if f.name != "ctx")
+_ALL_OUTCOME_FIELDS = tuple(f.name for f in dataclasses.fields(Outcome))
+_EXC_INDEX = _ALL_OUTCOME_FIELDS.index("exc")
+_ctx_values = operator.attrgetter(*_CTX_FIELDS)
+_job_values = operator.attrgetter(*_JOB_FIELDS)
+_outcome_values = operator.attrgetter(*(n for n in _ALL_OUTCOME_FIELDS if n != "exc"))
+
+
+def job_to_wire(seq: int, job: Job) -> tuple[Any, ...]:
+    """``job`` as plain values, tagged with the parent's sequence number."""
+    return seq, _ctx_values(job.ctx), _job_values(job)
+
+
+def job_from_wire(item: tuple[Any, ...]) -> tuple[int, Job]:
+    """The inverse of :func:`job_to_wire`."""
+    seq, ctx_values, job_values = item
+    return seq, Job(ctx=Context(*ctx_values), **dict(zip(_JOB_FIELDS, job_values, strict=True)))
+
+
+def outcome_to_wire(out: Outcome) -> tuple[Any, ...]:
+    """``out`` as plain values, without the live exception (its wire form is kept)."""
+    values: tuple[Any, ...] = _outcome_values(out)
+    return values
+
+
+def outcome_from_wire(values: tuple[Any, ...]) -> Outcome:
+    """The inverse of :func:`outcome_to_wire`."""
+    return Outcome(*[*values[:_EXC_INDEX], None, *values[_EXC_INDEX:]])
 
 
 def encode_frame(items: list[Any]) -> bytes:
@@ -153,7 +200,7 @@ class _Child:
                 seq, job = self.queue.popleft()
                 self.outbox.append((STARTED, seq, None))
                 self._flush()
-                self.outbox.append((DONE, seq, self._execute(job)))
+                self.outbox.append((DONE, seq, outcome_to_wire(self._execute(job))))
                 self.done += 1
                 if self._should_recycle():
                     break
@@ -171,7 +218,7 @@ class _Child:
             if not data:
                 self.eof = True
                 continue
-            self.queue.extend(self.reader.feed(data))
+            self.queue.extend(job_from_wire(item) for item in self.reader.feed(data))
         return True
 
     def _should_recycle(self) -> bool:
@@ -199,8 +246,7 @@ class _Child:
             pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
             error = EncodeError(f"the task's return value cannot be pickled: {exc!r}")
-            runtime = payload.runtime if isinstance(payload, Outcome) else 0.0
-            return kind, seq, failed_outcome(error, runtime).portable()
+            return kind, seq, outcome_to_wire(failed_outcome(error))
         return item
 
     # -- running one job -------------------------------------------------------
@@ -208,10 +254,10 @@ class _Child:
         try:
             task = self.app.tasks[job.task_name]
         except KeyError as exc:
-            return failed_outcome(exc).portable()
+            return failed_outcome(exc)
         if task.is_async:
-            return asyncio.run(run_coroutine_job(task, job)).portable()
-        return self._execute_sync(task, job).portable()
+            return asyncio.run(run_coroutine_job(task, job))
+        return self._execute_sync(task, job)
 
     def _execute_sync(self, task: Any, job: Job) -> Outcome:
         soft = job.soft_time_limit

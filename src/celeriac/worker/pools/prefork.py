@@ -38,6 +38,8 @@ from celeriac.worker.pools._child import (
     FrameReader,
     child_main,
     encode_frame,
+    job_to_wire,
+    outcome_from_wire,
 )
 from celeriac.worker.pools.base import Job, Pool, PoolOptions, failed_outcome
 
@@ -324,7 +326,7 @@ class PreforkPool(Pool):
                 if kind == STARTED:
                     self._on_started(proc, entry)
                 elif kind == DONE:
-                    self._on_done(proc, entry, payload)
+                    self._on_done(proc, entry, outcome_from_wire(payload))
 
     def _on_started(self, proc: _Proc, entry: _Entry) -> None:
         entry.started = time.perf_counter()
@@ -460,12 +462,12 @@ class PreforkPool(Pool):
 
     def _send(self, proc: _Proc, entries: list[_Entry]) -> None:
         try:
-            data = encode_frame([(e.seq, e.job) for e in entries])
+            data = encode_frame([job_to_wire(e.seq, e.job) for e in entries])
         except Exception:  # find the job that does not pickle
             good: list[_Entry] = []
             for entry in entries:
                 try:
-                    encode_frame([(entry.seq, entry.job)])
+                    encode_frame([job_to_wire(entry.seq, entry.job)])
                 except Exception as exc:
                     proc.inflight.remove(entry)
                     proc.assigned -= 1
@@ -474,7 +476,7 @@ class PreforkPool(Pool):
                     good.append(entry)
             if not good:
                 return
-            data = encode_frame([(e.seq, e.job) for e in good])
+            data = encode_frame([job_to_wire(e.seq, e.job) for e in good])
         self._write(proc, data)
 
     def _write(self, proc: _Proc, data: bytes) -> None:
