@@ -228,6 +228,19 @@ class TransportContract:
         assert time.monotonic() - started < 2.0
         await consumer.ack(got)
 
+    async def test_sync_publish_from_a_thread_wakes_a_waiting_fetch(
+        self, transport: Transport
+    ) -> None:
+        (queue,) = await self.queues(transport)
+        waiting = asyncio.create_task(transport.fetch([queue], 1, DEADLINE))
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        await asyncio.to_thread(transport.publish_sync, self.envelope(queue, body=b"threaded"))
+        got = await waiting
+        assert [d.envelope.body for d in got] == [b"threaded"]
+        assert time.monotonic() - started < 2.0
+        await transport.ack(got)
+
     async def test_two_consumers_share_without_duplicates(
         self, transport_factory: TransportFactory
     ) -> None:
