@@ -350,3 +350,45 @@ async def test_two_thousand_noop_jobs(make_pool: PoolFactory) -> None:
         asyncio.gather(*(pool.run(job("noop")) for _ in range(2000))), WAIT
     )
     assert sum(o.status == states.SUCCESS for o in outs) == 2000
+
+
+async def test_uncaught_soft_time_limit_fails_the_task(
+    make_pool: PoolFactory, tmp_path: Path
+) -> None:
+    pool = await make_pool()
+    out = await pool.run(job("block", str(tmp_path / "s"), soft_time_limit=0.1))
+    assert out.status == states.FAILURE
+    assert out.exc_wire is not None and out.exc_wire["exc_type"] == "SoftTimeLimitExceeded"
+
+
+async def test_terminate_of_a_waiting_job_revokes_it_without_running_it(
+    make_pool: PoolFactory, tmp_path: Path
+) -> None:
+    pool = await make_pool(concurrency=1, per_child_queue=1)
+    started, release = tmp_path / "started", tmp_path / "release"
+    running = asyncio.ensure_future(pool.run(job("block", str(started), str(release))))
+    await _file_appears(started)
+    waiting = asyncio.ensure_future(pool.run(job("pid", task_id="t-wait")))
+    await asyncio.sleep(0)  # run() registers it; the only child is busy, so it waits
+    assert await pool.terminate("t-wait", signal.SIGTERM)
+    out = await asyncio.wait_for(waiting, WAIT)
+    assert out.status == states.REVOKED and out.runtime == 0.0
+    release.touch()
+    assert (await asyncio.wait_for(running, WAIT)).status == states.SUCCESS
+
+
+async def test_terminate_with_a_signal_the_child_ignores_keeps_the_child(
+    make_pool: PoolFactory, tmp_path: Path
+) -> None:
+    pool = await make_pool(concurrency=1)
+    started, release = tmp_path / "started", tmp_path / "release"
+    running = asyncio.ensure_future(
+        pool.run(job("block", str(started), str(release), task_id="t-int"))
+    )
+    await _file_appears(started)
+    assert await pool.terminate("t-int", signal.SIGINT)  # children ignore SIGINT
+    release.touch()
+    out = await asyncio.wait_for(running, WAIT)
+    assert out.status == states.REVOKED
+    again = await asyncio.wait_for(pool.run(job("pid")), WAIT)
+    assert again.value == int(started.read_text())

@@ -344,6 +344,8 @@ class PreforkPool(Pool):
             entry.deadline.cancel()
         if entry.revoke_signal is not None:
             outcome = _revoked_outcome(entry)
+            if proc.killed_for is not None and proc.killed_for[1] is entry:
+                proc.killed_for = None  # the signal did not end the child: keep using it
         self._resolve(entry, outcome)
 
     def _on_deadline(self, proc: _Proc, entry: _Entry) -> None:
@@ -381,6 +383,8 @@ class PreforkPool(Pool):
                 self._resolve(entry, self._death_outcome(proc, entry, code))
             elif self._cold:
                 self._resolve(entry, self._requeue_outcome(entry))
+            elif entry.revoke_signal is not None:
+                self._resolve(entry, _revoked_outcome(entry))
             else:
                 entry.proc = None
                 requeue.append(entry)
