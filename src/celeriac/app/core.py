@@ -16,7 +16,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
-from typing import Any, Concatenate, ParamSpec, TypeVar, overload
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, overload
 
 from celeriac import signals
 from celeriac.app.producer import Producer
@@ -116,7 +116,12 @@ class App:
 
     @overload
     def task(
-        self, fun: None = None, *, bind: bool = ..., **options: Any
+        self, fun: None = None, *, bind: Literal[True], **options: Any
+    ) -> _BoundTaskDecorator: ...
+
+    @overload
+    def task(
+        self, fun: None = None, *, bind: Literal[False] = ..., **options: Any
     ) -> _TaskDecorator: ...
 
     def task(self, fun: Callable[..., Any] | None = None, **options: Any) -> Any:
@@ -136,7 +141,7 @@ class App:
         existing = self.tasks.get(name)
         if existing is not None and existing.run is fun:
             return existing
-        task = base(self, fun, **opts)
+        task: Task[Any, Any] = base(self, fun, **opts)
         self.tasks.register(task)
         return task
 
@@ -172,11 +177,11 @@ class App:
         await self.producer.send_async(out, options)
         return AsyncResult(out.message.id, self, task_name=name)
 
-    def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult[Any]:  # noqa: N802
+    def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult[Any]:
         """A result handle for ``task_id``."""
         return AsyncResult(task_id, self, **kwargs)
 
-    def GroupResult(self, group_id: str | None = None, results: Sequence[Any] = ()) -> GroupResult:  # noqa: N802
+    def GroupResult(self, group_id: str | None = None, results: Sequence[Any] = ()) -> GroupResult:
         """A group result handle."""
         return GroupResult(group_id, list(results), app=self)
 
@@ -366,10 +371,25 @@ class _TaskDecorator:
     """The type of ``app.task(...)`` with options: a decorator keeping the signature."""
 
     @overload
-    def __call__(self, fun: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]]) -> Task[P, R]: ...
+    def __call__(self, fun: Callable[P, Coroutine[Any, Any, R]]) -> Task[P, R]: ...
 
     @overload
     def __call__(self, fun: Callable[P, R]) -> Task[P, R]: ...
+
+    def __call__(self, fun: Callable[..., Any]) -> Any:  # pragma: no cover - typing only
+        raise TypeError
+
+
+class _BoundTaskDecorator:
+    """The type of ``app.task(bind=True, ...)``: the first parameter is the task itself."""
+
+    @overload
+    def __call__(
+        self, fun: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]]
+    ) -> Task[P, R]: ...
+
+    @overload
+    def __call__(self, fun: Callable[Concatenate[Any, P], R]) -> Task[P, R]: ...
 
     def __call__(self, fun: Callable[..., Any]) -> Any:  # pragma: no cover - typing only
         raise TypeError

@@ -85,7 +85,7 @@ def banner(w: Worker) -> str:
 @click.option("-E", "--task-events", "send_events", is_flag=True, help="Send task events.")
 @click.option("-B", "--beat", is_flag=True, help="Also run the periodic task scheduler.")
 @click.pass_context
-def worker(ctx: click.Context, loglevel: str, logfile: str | None, **kw: Any) -> None:
+def worker(ctx: click.Context, /, loglevel: str, logfile: str | None, **kw: Any) -> None:
     """Start a worker that runs the app's tasks."""
     try:
         parse_level(loglevel)
