@@ -39,7 +39,10 @@ def test_unacked_value_reencodes_byte_for_byte(unacked_value: tuple[str, str]) -
 def test_decoded_fields(vector: Any) -> None:
     raw = vector("redis_delay_add")["messages"][0]["raw_list_element"]
     env = decode_element(raw)
-    assert env.body == b'[[2, 3], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]'
+    assert (
+        env.body
+        == b'[[2, 3], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]'
+    )
     assert env.content_type == "application/json"
     assert env.content_encoding == "utf-8"
     assert env.headers["task"] == "tasks.add"
