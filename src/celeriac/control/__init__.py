@@ -1,1 +1,4 @@
-"""celeriac.control."""
+"""Remote control (Celery-compatible pidbox broadcast): a room beside the worker.
+
+Not built yet; revoke reaches workers through the transport broadcast.
+"""

@@ -1,1 +1,4 @@
-"""celeriac.events."""
+"""Task and worker events (Celery-compatible ``celeryev`` messages): a room beside the worker.
+
+Not built yet; the worker's hooks are in :mod:`celeriac.worker.events`.
+"""

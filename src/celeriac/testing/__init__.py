@@ -1,1 +1,1 @@
-"""celeriac.testing."""
+"""Helpers for tests: contract suites every transport/backend passes, fixtures for users."""

@@ -1,1 +1,5 @@
-"""celeriac.worker."""
+"""The worker: consumer, completion (results and follow-ups), pools, state.
+
+One asyncio supervisor per process (:mod:`celeriac.worker.worker`). May import:
+app, canvas, backends, transports, protocol, config, errors, signals.
+"""

@@ -1,1 +1,1 @@
-"""celeriac.worker.pools."""
+"""Execution pools (solo, threads, asyncio, prefork) behind :class:`~celeriac.worker.pools.base.Pool`."""
