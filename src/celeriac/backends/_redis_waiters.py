@@ -42,6 +42,7 @@ import redis.exceptions
 from celeriac.errors import DecodeError
 from celeriac.protocol.results import ResultMeta
 from celeriac.protocol.states import READY_STATES
+from celeriac.transports._redis_pubsub import drop_connection
 
 __all__ = ["AsyncResultListener", "SyncResultListener", "WaitTimedOut"]
 
@@ -325,6 +326,7 @@ class AsyncResultListener:
                 failures += 1
                 self._box.lost()
                 self._wake_all()
+                await drop_connection(self._pubsub)
                 await asyncio.sleep(min(0.05 * 2**failures, 2.0))
                 continue
             if message is not None:

@@ -23,10 +23,13 @@ Compared with Celery's implementation:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from typing import TypeVar
 
 import redis
 import redis.asyncio
+import redis.exceptions
 from redis.commands.core import AsyncScript, Script
 
 from celeriac.backends._redis_waiters import (
@@ -49,13 +52,17 @@ from celeriac.protocol.results import (
 )
 from celeriac.protocol.states import READY_STATES, SUCCESS
 from celeriac.transports._redis_conn import (
+    CONNECTION_ERRORS,
     make_async_client,
     make_sync_client,
     parse_redis_url,
+    translate_error,
     translating,
 )
 
 __all__ = ["RedisBackend"]
+
+T = TypeVar("T")
 
 #: KEYS: result keys. ARGV: ttl ms (0 = none), SUCCESS, ready states joined by
 #: ",", then ``value, status`` per key. Never replaces a ready state with an
@@ -177,6 +184,21 @@ class RedisBackend(ResultBackend):
             script = self._sync_scripts[source] = self._sync_client().register_script(source)
         return script(keys=keys_, args=args)  # type: ignore[arg-type]
 
+    async def _io(self, doing: str, call: Callable[[], Awaitable[T]]) -> T:
+        """Run ``call``; retry once on a fresh connection if the pooled one was dropped.
+
+        redis-py's asyncio client does not retry a command on a connection the
+        server closed (e.g. after a Redis restart), so we do, once.
+        """
+        try:
+            return await call()
+        except CONNECTION_ERRORS:
+            pass
+        except (redis.exceptions.RedisError, OSError) as exc:
+            raise translate_error(exc, self._target, doing, OperationalError) from exc
+        with translating(self._target, doing, OperationalError):
+            return await call()
+
     async def connect(self) -> None:
         """Check that Redis answers (``OperationalError`` with the masked URL if not)."""
         with translating(self._target, "connecting", OperationalError):
@@ -211,8 +233,7 @@ class RedisBackend(ResultBackend):
         """Write and publish a batch in one script call."""
         if metas:
             names, args = self._store_args(metas)
-            with translating(self._target, "storing results", OperationalError):
-                await self._script(_STORE, names, args)
+            await self._io("storing results", partial(self._script, _STORE, names, args))
 
     def store_sync(self, meta: ResultMeta) -> None:
         """Blocking :meth:`store`."""
@@ -222,8 +243,8 @@ class RedisBackend(ResultBackend):
 
     async def get(self, task_id: str) -> ResultMeta | None:
         """The stored meta, or ``None``."""
-        with translating(self._target, "reading a result", OperationalError):
-            raw = await self._async_client().get(keys.task_meta_key(task_id))
+        key = keys.task_meta_key(task_id)
+        raw = await self._io("reading a result", partial(self._async_client().get, key))
         return None if raw is None else self._decode(raw, task_id)
 
     def get_sync(self, task_id: str) -> ResultMeta | None:
@@ -274,8 +295,8 @@ class RedisBackend(ResultBackend):
 
     async def forget(self, task_id: str) -> None:
         """Delete the stored result."""
-        with translating(self._target, "forgetting a result", OperationalError):
-            await self._async_client().delete(keys.task_meta_key(task_id))
+        key = keys.task_meta_key(task_id)
+        await self._io("forgetting a result", partial(self._async_client().delete, key))
 
     def forget_sync(self, task_id: str) -> None:
         """Blocking :meth:`forget`."""
@@ -314,11 +335,10 @@ class RedisBackend(ResultBackend):
     async def set_chord_size(self, group_id: str, size: int) -> None:
         """Async :meth:`set_chord_size_sync`."""
         chord = keys.chord_keys(group_id)
-        with translating(self._target, "setting a chord size", OperationalError):
-            pipe = self._async_client().pipeline(transaction=True)
-            pipe.delete(chord.lock)
-            pipe.set(chord.size, size, ex=keys.CHORD_KEY_TTL)
-            await pipe.execute()
+        pipe = self._async_client().pipeline(transaction=True)
+        pipe.delete(chord.lock)
+        pipe.set(chord.size, size, ex=keys.CHORD_KEY_TTL)
+        await self._io("setting a chord size", pipe.execute)
 
     async def chord_part_return(self, part: ChordPart) -> list[ChordPart] | None:
         """Count one header task (idempotent); the completing call gets all parts."""
@@ -327,8 +347,10 @@ class RedisBackend(ResultBackend):
         names = [chord.results, chord.total, chord.size, chord.dedupe, chord.group, chord.lock]
         args: list[object] = [part.task_id, member, part.index, keys.CHORD_KEY_TTL,
                               _CHORD_DONE_TTL]  # fmt: skip
-        with translating(self._target, "counting a chord part", OperationalError):
-            raw = await self._script(_CHORD_PART, names, args)
+        # A retry after a lost reply is safe: the part is counted once (.d).
+        raw = await self._io(
+            "counting a chord part", partial(self._script, _CHORD_PART, names, args)
+        )
         if not raw:
             return None
         assert isinstance(raw, list)

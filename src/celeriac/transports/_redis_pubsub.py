@@ -22,9 +22,22 @@ from celeriac.transports import _virtual
 from celeriac.transports._redis_conn import RedisTarget
 from celeriac.transports.base import OnBroadcast
 
-__all__ = ["WakeListener", "subscribe_loop"]
+__all__ = ["WakeListener", "drop_connection", "subscribe_loop"]
 
 log = logging.getLogger("celeriac.transports.redis")
+
+
+async def drop_connection(pubsub: redis.asyncio.client.PubSub) -> None:
+    """Close a pub/sub connection after an error so the next read reconnects.
+
+    redis-py (8.x) leaves a connection the server closed marked as connected;
+    every later read fails again. Once disconnected, the next read connects
+    and re-subscribes to every channel and pattern.
+    """
+    connection = pubsub.connection
+    if connection is not None:
+        with contextlib.suppress(redis.exceptions.RedisError, OSError):
+            await connection.disconnect()
 
 
 class WakeListener:
@@ -86,6 +99,7 @@ class WakeListener:
             except (redis.exceptions.RedisError, OSError) as exc:
                 failures += 1
                 self._event.set()  # wake-ups may have been lost: let waiters poll
+                await drop_connection(self._pubsub)
                 pause = min(0.05 * 2**failures, 2.0)
                 if failures == 1:
                     log.warning("wake-up channel to %s lost, reconnecting: %s",
@@ -138,6 +152,7 @@ async def subscribe_loop(
                 failures = 0
             except (redis.exceptions.RedisError, OSError) as exc:
                 failures += 1
+                await drop_connection(pubsub)
                 if failures == 1:
                     log.warning("broadcast subscription to %s lost, reconnecting: %s",
                                 target.masked, exc)  # fmt: skip
