@@ -12,7 +12,7 @@ __all__ = ["Celeriac", "Celery"]
 class Celery(App):
     """A celeriac application, named as in Celery: ``app = Celery('tasks', broker=...)``."""
 
-    def Worker(self, **options: Any) -> Any:  # noqa: N802 - Celery's name
+    def Worker(self, **options: Any) -> Any:
         """A :class:`~celeriac.worker.worker.Worker` for this app."""
         from celeriac.worker.worker import Worker, WorkerOptions
 

@@ -6,9 +6,9 @@ from celeriac.protocol import states
 
 
 def test_sets() -> None:
-    assert states.READY_STATES == {"SUCCESS", "FAILURE", "REVOKED"}
-    assert states.EXCEPTION_STATES == {"FAILURE", "RETRY", "REVOKED"}
-    assert states.PROPAGATE_STATES == {"FAILURE", "REVOKED"}
+    assert {"SUCCESS", "FAILURE", "REVOKED"} == states.READY_STATES
+    assert {"FAILURE", "RETRY", "REVOKED"} == states.EXCEPTION_STATES
+    assert {"FAILURE", "REVOKED"} == states.PROPAGATE_STATES
     assert states.READY_STATES.isdisjoint(states.UNREADY_STATES)
     assert "PENDING" in states.UNREADY_STATES
 

@@ -200,7 +200,7 @@ class Task(Generic[P, R]):
 
         return apply_eagerly(self, tuple(args or ()), dict(kwargs or {}), options)
 
-    def AsyncResult(self, task_id: str) -> AsyncResult[R]:  # noqa: N802 - Celery's name
+    def AsyncResult(self, task_id: str) -> AsyncResult[R]:
         """A result handle for ``task_id`` of this task."""
         return self.app.AsyncResult(task_id, task_name=self.name)
 
@@ -295,7 +295,7 @@ class Task(Generic[P, R]):
         factor = 1.0 if self.retry_backoff is True else float(self.retry_backoff)
         countdown = min(self.retry_backoff_max, factor * (2**retries))
         if self.retry_jitter:
-            countdown = random.uniform(0, countdown)  # noqa: S311 - jitter, not crypto
+            countdown = random.uniform(0, countdown)
         return countdown
 
     def update_state(

@@ -163,7 +163,7 @@ def run_task(task: Task[Any, Any], ctx: Context) -> Outcome:
             else:
                 value = task.run(*ctx.args, **ctx.kwargs)
             out = _success(task, ctx, value, started)
-        except BaseException as exc:  # noqa: BLE001 - every outcome is classified
+        except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
             out = _classify(task, ctx, exc, started)
@@ -182,7 +182,7 @@ async def arun_task(task: Task[Any, Any], ctx: Context) -> Outcome:
             else:
                 value = await task.run(*ctx.args, **ctx.kwargs)
             out = _success(task, ctx, value, started)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt | SystemExit | asyncio.CancelledError):
                 raise
             out = _classify(task, ctx, exc, started)

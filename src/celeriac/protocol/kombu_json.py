@@ -24,11 +24,9 @@ import binascii
 import uuid
 from typing import Any
 
-import orjson
-
 from celeriac.errors import DecodeError
 from celeriac.protocol.envelope import Envelope
-from celeriac.protocol.serializers import json_dumps
+from celeriac.protocol.serializers import json_dumps, json_loads
 
 __all__ = ["decode_element", "decode_unacked", "encode_element", "encode_unacked"]
 
@@ -84,9 +82,11 @@ def encode_unacked(env: Envelope, exchange: str, routing_key: str) -> bytes:
 
 
 def _parse_json(raw: bytes | str, what: str) -> Any:
+    # json_loads, not bare orjson: headers may hold big ints, Infinity or
+    # kombu's type markers, which kombu itself reads back.
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        return json_loads(raw)
+    except DecodeError as exc:
         raise DecodeError(f"{what} is not JSON: {exc}") from exc
 
 

@@ -184,6 +184,7 @@ class _Child:
         self.soft_armed = False
         self.soft_limit = 0.0
         self.eof = False
+        self.orphaned = False
 
     def serve(self) -> None:
         _reset_signals()
@@ -200,6 +201,8 @@ class _Child:
                 seq, job = self.queue.popleft()
                 self.outbox.append((STARTED, seq, None))
                 self._flush()
+                if self.orphaned:
+                    break
                 self.outbox.append((DONE, seq, outcome_to_wire(self._execute(job))))
                 self.done += 1
                 if self._should_recycle():
@@ -228,7 +231,7 @@ class _Child:
         return cfg.max_memory_kib is not None and _resident_kib() > cfg.max_memory_kib
 
     def _flush(self) -> None:
-        if not self.outbox:
+        if not self.outbox or self.orphaned:
             return
         try:
             data = encode_frame(self.outbox)
@@ -236,8 +239,12 @@ class _Child:
             data = encode_frame([self._picklable(item) for item in self.outbox])
         self.outbox.clear()
         view = memoryview(data)
-        while view:
-            view = view[os.write(self.config.write_fd, view):]
+        try:
+            while view:
+                view = view[os.write(self.config.write_fd, view):]
+        except BrokenPipeError:  # the parent died: nobody wants results any more
+            self.orphaned = self.eof = True
+            self.queue.clear()
 
     @staticmethod
     def _picklable(item: tuple[int, int, Any]) -> tuple[int, int, Any]:
