@@ -22,24 +22,18 @@ import contextlib
 import itertools
 import os
 import signal
-import sys
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from celeriac.app.trace import Outcome
-from celeriac.errors import TaskRevokedError, WorkerLostError
-from celeriac.protocol import states
-from celeriac.protocol.exceptions import exception_to_wire
-from celeriac.worker.pools._child import (
-    DONE,
-    STARTED,
-    ChildConfig,
-    FrameReader,
-    child_main,
-    encode_frame,
-    job_to_wire,
-    outcome_from_wire,
+from celeriac.worker.pools._child import DONE, STARTED, encode_frame, job_to_wire, outcome_from_wire
+from celeriac.worker.pools._proc import (
+    Entry,
+    Proc,
+    exit_cause,
+    fork_child,
+    requeue_outcome,
+    revoked_outcome,
 )
 from celeriac.worker.pools.base import Job, Pool, PoolOptions, failed_outcome
 
@@ -53,38 +47,6 @@ _JOIN_TIMEOUT = 10.0
 # A child that fails before finishing one task (a broken worker_process_init
 # receiver, say) would otherwise be re-forked in a tight loop.
 _CRASH_RESPAWN_DELAY = 1.0
-
-
-@dataclass(slots=True, eq=False)
-class _Entry:
-    """A submitted job and where it is: pending, sent to a child, or started there."""
-
-    seq: int
-    job: Job
-    future: asyncio.Future[Outcome]
-    proc: _Proc | None = None
-    started: float | None = None  # perf_counter when the child reported STARTED
-    deadline: asyncio.TimerHandle | None = None
-    revoke_signal: int | None = None
-
-
-@dataclass(slots=True, eq=False)
-class _Proc:
-    """The parent's view of one child process."""
-
-    pid: int
-    to_fd: int  # jobs go out here; closing it tells the child to finish and exit
-    from_fd: int
-    pidfd: int
-    inflight: collections.deque[_Entry] = field(default_factory=collections.deque)
-    reader: FrameReader = field(default_factory=FrameReader)
-    wbuf: bytearray = field(default_factory=bytearray)
-    assigned: int = 0
-    completed: int = 0
-    retiring: bool = False  # being shrunk away: gets no jobs, is not replaced
-    close_after_flush: bool = False
-    eof: bool = False
-    killed_for: tuple[str, _Entry] | None = None  # ("timeout" | "revoke", entry)
 
 
 class PreforkPool(Pool):
@@ -111,9 +73,9 @@ class PreforkPool(Pool):
         else:
             self._min = self._max = self._target = max(options.concurrency, 1)
         self._per_child = max(options.per_child_queue, 1)
-        self._procs: dict[int, _Proc] = {}
-        self._pending: collections.deque[_Entry] = collections.deque()
-        self._entries: dict[int, _Entry] = {}
+        self._procs: dict[int, Proc] = {}
+        self._pending: collections.deque[Entry] = collections.deque()
+        self._entries: dict[int, Entry] = {}
         self._seq = itertools.count()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._dispatch_scheduled = False
@@ -153,7 +115,7 @@ class PreforkPool(Pool):
         if not self._started or self._closing:
             raise RuntimeError("the prefork pool is not running (start() it; not after stop())")
         loop = self._get_loop()
-        entry = _Entry(next(self._seq), job, loop.create_future())
+        entry = Entry(next(self._seq), job, loop.create_future())
         self._entries[entry.seq] = entry
         self._drained.clear()
         self._pending.append(entry)
@@ -184,9 +146,9 @@ class PreforkPool(Pool):
             self._closing = self._cold = True
             while self._pending:
                 entry = self._pending.popleft()
-                self._resolve(entry, self._requeue_outcome(entry))
+                self._resolve(entry, requeue_outcome(entry))
             for proc in list(self._procs.values()):
-                self._kill(proc, signal.SIGKILL)
+                proc.kill(signal.SIGKILL)
         else:
             await self._drained.wait()
             self._closing = True
@@ -194,7 +156,7 @@ class PreforkPool(Pool):
                 self._close_input(proc)
         if not await self._join(_JOIN_TIMEOUT):
             for proc in list(self._procs.values()):
-                self._kill(proc, signal.SIGKILL)
+                proc.kill(signal.SIGKILL)
             await self._join(_JOIN_TIMEOUT)
 
     async def terminate(self, task_id: str, signum: int) -> bool:
@@ -205,12 +167,12 @@ class PreforkPool(Pool):
         if entry.proc is None:
             with contextlib.suppress(ValueError):
                 self._pending.remove(entry)
-            self._resolve(entry, _revoked_outcome(entry))
+            self._resolve(entry, revoked_outcome(entry))
             return True
         entry.revoke_signal = signum
         if entry.started is not None:  # else: signalled as soon as it reports STARTED
             entry.proc.killed_for = ("revoke", entry)
-            self._kill(entry.proc, signum)
+            entry.proc.kill(signum)
         return True
 
     async def grow(self, n: int = 1) -> None:
@@ -253,35 +215,12 @@ class PreforkPool(Pool):
 
     def _spawn(self) -> None:
         loop = self._get_loop()
-        job_r, job_w = os.pipe()
-        event_r, event_w = os.pipe()
-        inherited = [fd for p in self._procs.values() for fd in (p.to_fd, p.from_fd, p.pidfd)]
-        config = ChildConfig(
-            read_fd=job_r, write_fd=event_w,
-            close_fds=(*(fd for fd in inherited if fd >= 0), job_w, event_r),
-            max_tasks=self.options.max_tasks_per_child,
-            max_memory_kib=self.options.max_memory_per_child,
-        )
-        for stream in (sys.stdout, sys.stderr):  # or the child writes the buffer again
-            with contextlib.suppress(Exception):
-                stream.flush()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child never returns from here
-            child_main(self.app, config)
-        os.close(job_r)
-        os.close(event_w)
-        os.set_blocking(job_w, False)
-        os.set_blocking(event_r, False)
-        proc = _Proc(pid=pid, to_fd=job_w, from_fd=event_r, pidfd=os.pidfd_open(pid))
-        self._procs[pid] = proc
-        loop.add_reader(event_r, self._on_readable, proc)
+        proc = fork_child(self.app, self.options, self._procs.values())
+        self._procs[proc.pid] = proc
+        loop.add_reader(proc.from_fd, self._on_readable, proc)
         loop.add_reader(proc.pidfd, self._on_exit, proc)
 
-    def _kill(self, proc: _Proc, signum: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signum)
-
-    def _close_input(self, proc: _Proc) -> None:
+    def _close_input(self, proc: Proc) -> None:
         if proc.to_fd < 0:
             return
         if proc.wbuf:
@@ -305,11 +244,11 @@ class PreforkPool(Pool):
             self._close_input(proc)
 
     # -- events from children ----------------------------------------------------
-    def _on_readable(self, proc: _Proc) -> None:
+    def _on_readable(self, proc: Proc) -> None:
         self._drain(proc)
         self._schedule_dispatch()
 
-    def _drain(self, proc: _Proc) -> None:
+    def _drain(self, proc: Proc) -> None:
         while not proc.eof:
             try:
                 data = os.read(proc.from_fd, _READ_SIZE)
@@ -328,35 +267,35 @@ class PreforkPool(Pool):
                 elif kind == DONE:
                     self._on_done(proc, entry, outcome_from_wire(payload))
 
-    def _on_started(self, proc: _Proc, entry: _Entry) -> None:
+    def _on_started(self, proc: Proc, entry: Entry) -> None:
         entry.started = time.perf_counter()
         limit = entry.job.time_limit
         if limit:
             entry.deadline = self._get_loop().call_later(limit, self._on_deadline, proc, entry)
         if entry.revoke_signal is not None:
             proc.killed_for = ("revoke", entry)
-            self._kill(proc, entry.revoke_signal)
+            proc.kill(entry.revoke_signal)
 
-    def _on_done(self, proc: _Proc, entry: _Entry, outcome: Outcome) -> None:
+    def _on_done(self, proc: Proc, entry: Entry, outcome: Outcome) -> None:
         proc.inflight.remove(entry)
         proc.completed += 1
         if entry.deadline is not None:
             entry.deadline.cancel()
         if entry.revoke_signal is not None:
-            outcome = _revoked_outcome(entry)
+            outcome = revoked_outcome(entry)
             if proc.killed_for is not None and proc.killed_for[1] is entry:
                 proc.killed_for = None  # the signal did not end the child: keep using it
         self._resolve(entry, outcome)
 
-    def _on_deadline(self, proc: _Proc, entry: _Entry) -> None:
+    def _on_deadline(self, proc: Proc, entry: Entry) -> None:
         if entry in proc.inflight and proc.killed_for is None:
             proc.killed_for = ("timeout", entry)
-            self._kill(proc, signal.SIGKILL)
+            proc.kill(signal.SIGKILL)
 
-    def _on_writable(self, proc: _Proc) -> None:
+    def _on_writable(self, proc: Proc) -> None:
         self._write(proc, b"")
 
-    def _on_exit(self, proc: _Proc) -> None:
+    def _on_exit(self, proc: Proc) -> None:
         """The child is gone: settle what it held, reap it, replace it."""
         loop = self._get_loop()
         loop.remove_reader(proc.pidfd)
@@ -375,16 +314,16 @@ class PreforkPool(Pool):
         os.close(proc.pidfd)
         proc.to_fd = proc.from_fd = proc.pidfd = -1
         del self._procs[proc.pid]
-        requeue: list[_Entry] = []
+        requeue: list[Entry] = []
         for entry in proc.inflight:
             if entry.deadline is not None:
                 entry.deadline.cancel()
             if entry.started is not None:
                 self._resolve(entry, self._death_outcome(proc, entry, code))
             elif self._cold:
-                self._resolve(entry, self._requeue_outcome(entry))
+                self._resolve(entry, requeue_outcome(entry))
             elif entry.revoke_signal is not None:
-                self._resolve(entry, _revoked_outcome(entry))
+                self._resolve(entry, revoked_outcome(entry))
             else:
                 entry.proc = None
                 requeue.append(entry)
@@ -400,33 +339,19 @@ class PreforkPool(Pool):
         self._ensure_target()
         self._schedule_dispatch()
 
-    def _death_outcome(self, proc: _Proc, entry: _Entry, code: int | None) -> Outcome:
+    def _death_outcome(self, proc: Proc, entry: Entry, code: int | None) -> Outcome:
         started = entry.started or time.perf_counter()
         killed = proc.killed_for
         if killed is not None and killed[1] is entry and killed[0] == "timeout":
             return self.hard_limit_outcome(entry.job.time_limit or 0.0, started)
         if entry.revoke_signal is not None:
-            return _revoked_outcome(entry)
+            return revoked_outcome(entry)
         if self._cold:
-            return self._requeue_outcome(entry)
-        if code is None:
-            cause = "unknown exit status"
-        elif code < 0:
-            cause = f"signal {-code} ({signal.Signals(-code).name})"
-        else:
-            cause = f"exitcode {code}"
+            return requeue_outcome(entry)
         return self.lost_outcome(
-            f"Worker exited prematurely: {cause} Job: {entry.job.ctx.id or entry.seq}.", started
+            f"Worker exited prematurely: {exit_cause(code)} Job: {entry.job.ctx.id or entry.seq}.",
+            started,
         )
-
-    @staticmethod
-    def _requeue_outcome(entry: _Entry) -> Outcome:
-        exc = WorkerLostError(
-            f"cold shutdown: job {entry.job.ctx.id or entry.seq} did not finish; requeued"
-        )
-        out = failed_outcome(exc)
-        out.requeue = True
-        return out
 
     # -- handing jobs to children ------------------------------------------------
     def _schedule_dispatch(self) -> None:
@@ -434,7 +359,7 @@ class PreforkPool(Pool):
             self._dispatch_scheduled = True
             self._get_loop().call_soon(self._dispatch)
 
-    def _capacity(self, proc: _Proc) -> int:
+    def _capacity(self, proc: Proc) -> int:
         if proc.retiring or proc.to_fd < 0 or proc.killed_for is not None:
             return 0
         room = self._per_child - len(proc.inflight)
@@ -449,7 +374,7 @@ class PreforkPool(Pool):
             return
         self._autogrow()
         ready = [p for p in self._procs.values() if self._capacity(p) > 0]
-        batches: dict[int, list[_Entry]] = {}
+        batches: dict[int, list[Entry]] = {}
         while self._pending and ready:
             proc = min(ready, key=lambda p: len(p.inflight))  # idle children first
             entry = self._pending.popleft()
@@ -464,11 +389,11 @@ class PreforkPool(Pool):
         if self._pending or any(p.inflight for p in self._procs.values()):
             self._mark_busy()
 
-    def _send(self, proc: _Proc, entries: list[_Entry]) -> None:
+    def _send(self, proc: Proc, entries: list[Entry]) -> None:
         try:
             data = encode_frame([job_to_wire(e.seq, e.job) for e in entries])
         except Exception:  # find the job that does not pickle
-            good: list[_Entry] = []
+            good: list[Entry] = []
             for entry in entries:
                 try:
                     encode_frame([job_to_wire(entry.seq, entry.job)])
@@ -483,7 +408,7 @@ class PreforkPool(Pool):
             data = encode_frame([job_to_wire(e.seq, e.job) for e in good])
         self._write(proc, data)
 
-    def _write(self, proc: _Proc, data: bytes) -> None:
+    def _write(self, proc: Proc, data: bytes) -> None:
         if proc.to_fd < 0:
             return
         proc.wbuf += data
@@ -503,12 +428,12 @@ class PreforkPool(Pool):
         if proc.close_after_flush:
             self._close_input(proc)
 
-    def _resolve(self, entry: _Entry, outcome: Outcome) -> None:
+    def _resolve(self, entry: Entry, outcome: Outcome) -> None:
         if not entry.future.done():
             entry.future.set_result(outcome)
         self._forget(entry)
 
-    def _forget(self, entry: _Entry) -> None:
+    def _forget(self, entry: Entry) -> None:
         self._entries.pop(entry.seq, None)
         if not self._entries:
             self._drained.set()
@@ -551,11 +476,3 @@ class PreforkPool(Pool):
         if self._target > self._min and now - self._last_full >= self.keepalive:
             self._shrink(1)
 
-
-def _revoked_outcome(entry: _Entry) -> Outcome:
-    exc = TaskRevokedError("terminated")
-    runtime = time.perf_counter() - entry.started if entry.started is not None else 0.0
-    return Outcome(
-        states.REVOKED, exc=exc, exc_wire=exception_to_wire(exc), runtime=runtime,
-        reason="terminated",
-    )
