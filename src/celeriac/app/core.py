@@ -19,6 +19,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, overload
 
 from celeriac import signals
+from celeriac.app.builtins import register_builtins
 from celeriac.app.producer import Producer
 from celeriac.app.registry import TaskRegistry
 from celeriac.app.result import AsyncResult, GroupResult
@@ -26,6 +27,7 @@ from celeriac.app.routing import Router
 from celeriac.app.task import Task
 from celeriac.backends.base import BackendOptions, ResultBackend
 from celeriac.backends.registry import backend_for_url
+from celeriac.canvas import set_app_resolver
 from celeriac.config import Config
 from celeriac.errors import AppImportError
 from celeriac.protocol import states
@@ -50,6 +52,10 @@ def current_app() -> App:
     if _current is None:
         _current = App("default")
     return _current
+
+
+# Signatures made without an app (``signature("tasks.add")``) resolve it here.
+set_app_resolver(current_app)
 
 
 class App:
@@ -97,6 +103,7 @@ class App:
         self._backend: ResultBackend | None = None
         self._backend_resolved = False
         self._lock = threading.Lock()
+        register_builtins(self)
         with _shared_lock:
             for fun, opts in _shared:
                 self._register(fun, opts)
