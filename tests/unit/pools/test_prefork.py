@@ -392,3 +392,21 @@ async def test_terminate_with_a_signal_the_child_ignores_keeps_the_child(
     assert out.status == states.REVOKED
     again = await asyncio.wait_for(pool.run(job("pid")), WAIT)
     assert again.value == int(started.read_text())
+
+
+async def test_large_arguments_and_results_cross_the_pipes(make_pool: PoolFactory) -> None:
+    pool = await make_pool(concurrency=2)
+    big = "x" * (1 << 20)  # far over a pipe's buffer: partial writes on both sides
+    outs = await asyncio.gather(*(pool.run(job("add", big, str(i))) for i in range(4)))
+    assert [o.value for o in outs] == [big + str(i) for i in range(4)]
+
+
+async def test_run_after_stop_gives_the_job_back(app: App) -> None:
+    pool = PreforkPool(app, PoolOptions(concurrency=1))
+    with pytest.raises(RuntimeError):
+        await pool.run(job("noop"))
+    await pool.start()
+    await pool.stop()
+    out = await pool.run(job("noop"))
+    assert out.requeue and out.exc_wire is not None
+    assert out.exc_wire["exc_type"] == "WorkerLostError"

@@ -99,9 +99,9 @@ def exit_cause(code: int | None) -> str:
 
 
 def requeue_outcome(entry: Entry) -> Outcome:
-    """A job abandoned by a cold shutdown: the worker gives its message back."""
+    """A job abandoned by a shutdown: the worker gives its message back."""
     exc = WorkerLostError(
-        f"cold shutdown: job {entry.job.ctx.id or entry.seq} did not finish; requeued"
+        f"pool shut down: job {entry.job.ctx.id or entry.seq} did not finish; requeued"
     )
     out = failed_outcome(exc)
     out.requeue = True

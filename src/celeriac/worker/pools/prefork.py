@@ -112,10 +112,10 @@ class PreforkPool(Pool):
 
     async def run(self, job: Job) -> Outcome:
         """Queue ``job`` for a child and wait for its outcome."""
-        if not self._started or self._closing:
-            raise RuntimeError("the prefork pool is not running (start() it; not after stop())")
         loop = self._get_loop()
         entry = Entry(next(self._seq), job, loop.create_future())
+        if self._closing:  # too late to run it here: the worker gives it back
+            return requeue_outcome(entry)
         self._entries[entry.seq] = entry
         self._drained.clear()
         self._pending.append(entry)
@@ -203,7 +203,7 @@ class PreforkPool(Pool):
     # -- children ----------------------------------------------------------------
     def _get_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
-            raise RuntimeError("the prefork pool is not started")
+            raise RuntimeError("the prefork pool is not started: await pool.start() first")
         return self._loop
 
     def _ensure_target(self) -> None:
@@ -419,6 +419,7 @@ class PreforkPool(Pool):
             written = 0
         except BrokenPipeError:  # the child died; _on_exit requeues what it held
             proc.wbuf.clear()
+            proc.close_after_flush = True
             written = 0
         del proc.wbuf[:written]
         if proc.wbuf:
