@@ -51,10 +51,11 @@ def is_signature_dict(obj: Any) -> bool:
     """Whether ``obj`` has the shape of a signature dict (at least a ``task`` name)."""
     if not isinstance(obj, Mapping) or not isinstance(obj.get("task"), str):
         return False
+    kwargs, options = obj.get("kwargs"), obj.get("options")
     return (
         isinstance(obj.get("args", ()), (list, tuple))
-        and isinstance(obj.get("kwargs") or {}, Mapping)
-        and isinstance(obj.get("options") or {}, Mapping)
+        and (kwargs is None or isinstance(kwargs, Mapping))
+        and (options is None or isinstance(options, Mapping))
     )
 
 
