@@ -16,8 +16,8 @@ from celeriac.protocol.events import (
     task_event,
     worker_event,
 )
-from celeriac.protocol.kombu_json import decode_element, encode_element
 from celeriac.protocol.keys import EVENT_EXCHANGE, topic_channel
+from celeriac.protocol.kombu_json import decode_element, encode_element
 
 COMMON = ("hostname", "utcoffset", "pid", "clock", "timestamp", "type")
 
