@@ -184,6 +184,50 @@ class App:
         await self.producer.send_async(out, options)
         return AsyncResult(out.message.id, self, task_name=name)
 
+    def send_many(
+        self,
+        name: str,
+        args_list: Iterable[Sequence[Any]],
+        kwargs_list: Iterable[Mapping[str, Any]] | None = None,
+        *,
+        task: Any = None,
+        chunk_size: int = 1000,
+        **options: Any,
+    ) -> list[AsyncResult[Any]]:
+        """Send task ``name`` once per item of ``args_list``, batched per ``chunk_size``.
+
+        The bulk form of :meth:`send_task`: the same options apply to every call
+        (except ``task_id``: each call gets a fresh one), and each chunk is one
+        transport batch (one round trip on Redis) instead of one per task.
+        ``kwargs_list``, when given, pairs with ``args_list`` item by item.
+        """
+        task = self.tasks.get(name) if task is None else task
+        results: list[AsyncResult[Any]] = []
+        for chunk in self.producer.build_chunks(name, args_list, kwargs_list, options, task,
+                                                chunk_size):
+            self.producer.send_many_sync(chunk, options)
+            results += [AsyncResult(o.message.id, self, task_name=name) for o in chunk]
+        return results
+
+    async def asend_many(
+        self,
+        name: str,
+        args_list: Iterable[Sequence[Any]],
+        kwargs_list: Iterable[Mapping[str, Any]] | None = None,
+        *,
+        task: Any = None,
+        chunk_size: int = 1000,
+        **options: Any,
+    ) -> list[AsyncResult[Any]]:
+        """Async :meth:`send_many`."""
+        task = self.tasks.get(name) if task is None else task
+        results: list[AsyncResult[Any]] = []
+        for chunk in self.producer.build_chunks(name, args_list, kwargs_list, options, task,
+                                                chunk_size):
+            await self.producer.send_many_async(chunk, options)
+            results += [AsyncResult(o.message.id, self, task_name=name) for o in chunk]
+        return results
+
     def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult[Any]:
         """A result handle for ``task_id``."""
         return AsyncResult(task_id, self, **kwargs)
@@ -356,6 +400,19 @@ class App:
                     self._backend = self.new_backend()
                     self._backend_resolved = True
         return self._backend
+
+    def after_fork(self) -> None:
+        """Forget connections inherited from the parent (prefork children call this).
+
+        The sockets belong to the parent: they are dropped, not closed, and new
+        ones open lazily on first use in the child.
+        """
+        self._transport = None
+        self._atransport = None
+        self._atransport_loop = None
+        self._backend = None
+        self._backend_resolved = False
+        self._producer = None
 
     def close(self) -> None:
         """Close the sync connections this app opened."""

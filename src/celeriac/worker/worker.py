@@ -31,6 +31,7 @@ from celeriac.worker.completion import Completion
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.events import NoEvents, WorkerEvents
 from celeriac.worker.pools.base import Pool, PoolOptions
+from celeriac.worker.ratelimit import RateLimiter
 from celeriac.worker.request import Request
 from celeriac.worker.state import WorkerState
 
@@ -127,6 +128,8 @@ class Worker:
         )
         self.track_started = bool(s.task_track_started)
         self.state = WorkerState(opts.statedb or s.worker_state_db)
+        self.rate_limits = RateLimiter(s.task_default_rate_limit,
+                                       disabled=bool(s.worker_disable_rate_limits))
         self.events = events or NoEvents()
         fair = opts.optimization == "fair"
         self.pool = self.pool_cls(app, PoolOptions(
@@ -134,7 +137,7 @@ class Worker:
             max_tasks_per_child=opts.max_tasks_per_child or s.worker_max_tasks_per_child,
             max_memory_per_child=opts.max_memory_per_child or s.worker_max_memory_per_child,
             autoscale=opts.autoscale,
-            per_child_queue=1 if fair else 2,
+            per_child_queue=1 if fair else 4,
         ))
         if fair:
             self.prefetch_window = self.concurrency
@@ -205,7 +208,8 @@ class Worker:
                              self.transport.describe(), exc, delay, attempt, limit or "inf")
                 try:
                     await asyncio.wait_for(self._stop.wait(), delay)
-                    raise BrokerUnreachable(f"stopped while connecting to {self.transport.describe()}")
+                    raise BrokerUnreachable(
+                        f"stopped while connecting to {self.transport.describe()}")
                 except TimeoutError:
                     pass
                 delay = min(delay * 2, 32.0)
@@ -226,6 +230,14 @@ class Worker:
         self._stop.set()
         if cold and self.consumer is not None:
             self.consumer.stop()
+
+    def set_rate_limit(self, task_name: str, rate: str | float | None) -> None:
+        """Change ``task_name``'s rate limit now (``'60/m'``; ``None`` or 0 removes it).
+
+        Requests already waiting for a token re-plan under the new rate at once.
+        """
+        self.rate_limits.set(task_name, rate)
+        logger.info("rate limit of %s set to %s", task_name, rate or "unlimited")
 
     def install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT: warm, then cold on the second; SIGQUIT: cold."""
