@@ -25,7 +25,6 @@ if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
 from _servers import redis_db  # noqa: E402
-
 from celeriac import Celery  # noqa: E402
 from tests.helpers.procs import CliProcess  # noqa: E402
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 
@@ -81,7 +82,7 @@ def project(make_project: Callable[[str], Project]) -> Project:
 
 def _gaps(project: Project, name: str) -> list[float]:
     times = [float(x) for x in project.read(name + ".log")]
-    return [b - a for a, b in zip(times, times[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(times)]
 
 
 def test_retry_paths(project: Project) -> None:

@@ -113,7 +113,8 @@ class Consumer:
                          "set aside in the dead-letter store", message.task, message.id, exc)
             await self.completion.store(request, states.FAILURE, exception_to_wire(exc),
                                         f"NotRegistered: {exc}")
-            await self._safe_reject(delivery, requeue=False, reason=f"unregistered task {message.task!r}")
+            await self._safe_reject(delivery, requeue=False,
+                                    reason=f"unregistered task {message.task!r}")
             return
         request = Request(message, delivery, task)
         if logger.isEnabledFor(logging.INFO):
@@ -181,6 +182,13 @@ class Consumer:
         worker = self.worker
         acks_late = self._acks_late(request)
         try:
+            await worker.rate_limits.acquire(request.name,
+                                             getattr(request.task, "rate_limit", None))
+            # An ETA hold or a rate-limit wait may have outlived the expiry, or a
+            # revoke may have arrived meanwhile: check again just before running.
+            if worker.state.is_revoked(request.id) or request.expired():
+                await self._revoked(request, expired=not worker.state.is_revoked(request.id))
+                return
             if not acks_late:
                 self._queue_ack(request.delivery)
             worker.events.task_started(request)
@@ -206,7 +214,8 @@ class Consumer:
             worker.state.processed(request.name)
             if out.status == states.REJECTED:
                 if acks_late:
-                    await self._safe_reject(request.delivery, requeue=out.requeue, reason=out.reason)
+                    await self._safe_reject(request.delivery, requeue=out.requeue,
+                                            reason=out.reason)
                 return
             if acks_late:
                 if out.status == states.FAILURE and not _ack_on_failure(self.app, request) \
