@@ -1,11 +1,11 @@
 """Redis result store, byte-compatible with Celery's Redis backend.
 
-Results live in ``celery-task-meta-<id>`` strings written with a TTL of
-``expires`` and published on the channel of the same name, as a Celery worker
-does, so Celery clients read and wait on results of celeriac workers and the
-other way round. Groups are ``celery-taskset-meta-<gid>``; chords count their
-header tasks with Celery 5.7's keys (``.s .j .d .t .c``), so a chord sent by a
-Celery client completes on celeriac workers.
+Results live in Celery's task-meta keys (:func:`celeriac.protocol.keys.task_meta_key`)
+written with a TTL of ``expires`` and published on the channel of the same name,
+as a Celery worker does, so Celery clients read and wait on results of celeriac
+workers and the other way round. Groups use Celery's taskset-meta keys; chords
+count their header tasks with Celery 5.7's keys (:func:`~celeriac.protocol.keys.chord_keys`),
+so a chord sent by a Celery client completes on celeriac workers.
 
 Compared with Celery's implementation:
 
@@ -305,7 +305,7 @@ class RedisBackend(ResultBackend):
 
     # -- groups ------------------------------------------------------------------
     def save_group_sync(self, group_id: str, task_ids: Sequence[str]) -> None:
-        """``SET celery-taskset-meta-<gid>`` with the result TTL."""
+        """Store the member ids under Celery's group key, with the result TTL."""
         value = encode_group_meta(group_id, task_ids)
         ttl = self._ttl_ms() or None
         with translating(self._target, "saving a group", OperationalError):

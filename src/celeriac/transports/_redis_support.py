@@ -6,19 +6,33 @@ I/O flow only. Nothing here talks to Redis.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
+import redis.exceptions
 
 from celeriac.errors import DecodeError
 from celeriac.protocol.envelope import Envelope
 from celeriac.protocol.kombu_json import decode_element
+from celeriac.transports._redis_conn import CONNECTION_ERRORS, RedisTarget, translate_error
 
-__all__ = ["RedisTag", "RetryPolicy", "dead_record", "read_dead_record"]
+__all__ = [
+    "RedisTag",
+    "RetryPolicy",
+    "dead_record",
+    "read_dead_record",
+    "retry_async",
+    "retry_sync",
+]
+
+log = logging.getLogger("celeriac.transports.redis")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,3 +127,35 @@ def read_dead_record(raw: bytes | str) -> tuple[Envelope, str]:
                      content_encoding="binary"),
             reason,
         )  # fmt: skip
+
+
+async def retry_async(
+    policy: RetryPolicy, target: RedisTarget, doing: str, call: Callable[[], Awaitable[T]]
+) -> T:
+    """Run ``call``, retrying connection errors per ``policy``; then raise celeriac's error."""
+    sleeps = policy.sleeps()
+    while True:
+        try:
+            return await call()
+        except (redis.exceptions.RedisError, OSError) as exc:
+            pause = next(sleeps, None) if isinstance(exc, CONNECTION_ERRORS) else None
+            if pause is None:
+                raise translate_error(exc, target, doing) from exc
+            log.warning("Redis %s failed (%s), retrying in %.2fs: %s", doing, target.masked,
+                        pause, exc)  # fmt: skip
+            await asyncio.sleep(pause)
+
+
+def retry_sync(policy: RetryPolicy, target: RedisTarget, doing: str, call: Callable[[], T]) -> T:
+    """Blocking :func:`retry_async`."""
+    sleeps = policy.sleeps()
+    while True:
+        try:
+            return call()
+        except (redis.exceptions.RedisError, OSError) as exc:
+            pause = next(sleeps, None) if isinstance(exc, CONNECTION_ERRORS) else None
+            if pause is None:
+                raise translate_error(exc, target, doing) from exc
+            log.warning("Redis %s failed (%s), retrying in %.2fs: %s", doing, target.masked,
+                        pause, exc)  # fmt: skip
+            time.sleep(pause)

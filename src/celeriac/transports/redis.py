@@ -1,8 +1,8 @@
 """Redis broker: ``redis://``, ``rediss://``, ``redis+socket://``, ``sentinel://``.
 
 Wire-compatible with Celery 5 / kombu: a queue is the Redis list kombu uses
-(same name, same priority sub-lists, same JSON element, same
-``_kombu.binding.*`` sets), so Celery clients and workers share queues with
+(same name, same priority sub-lists, same JSON element, same binding sets;
+names from :mod:`celeriac.protocol.keys`), so Celery clients and workers share queues with
 celeriac. What is ours is how a worker takes messages, which is where this
 transport is more reliable than kombu's (details: ``docs/decisions-redis.md``):
 
@@ -50,14 +50,20 @@ from celeriac.protocol.kombu_json import decode_element, encode_element
 from celeriac.transports import _redis_scripts as lua
 from celeriac.transports import _virtual
 from celeriac.transports._redis_conn import (
-    CONNECTION_ERRORS,
     make_async_client,
     make_sync_client,
     parse_redis_url,
     translate_error,
 )
 from celeriac.transports._redis_pubsub import WakeListener, subscribe_loop
-from celeriac.transports._redis_support import RedisTag, RetryPolicy, dead_record, read_dead_record
+from celeriac.transports._redis_support import (
+    RedisTag,
+    RetryPolicy,
+    dead_record,
+    read_dead_record,
+    retry_async,
+    retry_sync,
+)
 from celeriac.transports.base import (
     Binding,
     Delivery,
@@ -285,30 +291,10 @@ class RedisTransport(Transport):
             self._retrying_sync("publishing", call)
 
     async def _retrying(self, doing: str, call: Callable[[], Awaitable[T]]) -> T:
-        sleeps = self._policy.sleeps()
-        while True:
-            try:
-                return await call()
-            except (redis.exceptions.RedisError, OSError) as exc:
-                pause = next(sleeps, None) if isinstance(exc, CONNECTION_ERRORS) else None
-                if pause is None:
-                    raise translate_error(exc, self._target, doing) from exc
-                log.warning("Redis %s failed (%s), retrying in %.2fs: %s", doing,
-                            self.describe(), pause, exc)  # fmt: skip
-                await asyncio.sleep(pause)
+        return await retry_async(self._policy, self._target, doing, call)
 
     def _retrying_sync(self, doing: str, call: Callable[[], T]) -> T:
-        sleeps = self._policy.sleeps()
-        while True:
-            try:
-                return call()
-            except (redis.exceptions.RedisError, OSError) as exc:
-                pause = next(sleeps, None) if isinstance(exc, CONNECTION_ERRORS) else None
-                if pause is None:
-                    raise translate_error(exc, self._target, doing) from exc
-                log.warning("Redis %s failed (%s), retrying in %.2fs: %s", doing,
-                            self.describe(), pause, exc)  # fmt: skip
-                time.sleep(pause)
+        return retry_sync(self._policy, self._target, doing, call)
 
     # -- consuming -----------------------------------------------------------
     def _poll_order(self, queues: Sequence[str]) -> list[tuple[str, str]]:
