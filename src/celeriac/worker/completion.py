@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac.app.trace import Outcome
 from celeriac.backends.base import ChordPart, ResultBackend
+from celeriac.canvas import signature_from_dict
 from celeriac.errors import ChordError
 from celeriac.protocol import states
 from celeriac.protocol.exceptions import exception_from_wire, exception_to_wire
@@ -66,7 +67,9 @@ class Completion:
         """Write a state for ``request`` unless results are ignored for it."""
         if self.backend is None:
             return
-        ignored = request.message.ignore_result or bool(getattr(request.task, "ignore_result", False))
+        ignored = request.message.ignore_result or bool(
+            getattr(request.task, "ignore_result", False)
+        )
         if ignored and not (status == states.FAILURE and self.store_errors_even_if_ignored):
             return
         await self.backend.store(self._meta(request, status, result, traceback,
@@ -91,7 +94,14 @@ class Completion:
             nxt, rest = m.chain[-1], m.chain[:-1]
             follow.append((nxt, (out.value,), {"chain": rest or None}))
         children = []
-        for sig, _, extra in follow:
+        for i, (sig, args, extra) in enumerate(follow):
+            if sig.get("subtask_type"):
+                # A group/chord/chain step: its ids are assigned now so the parent's
+                # ``children`` can name them (a group appears as a group result).
+                canvas_sig = signature_from_dict(sig, app=self.app)
+                children.append(canvas_sig.freeze().as_tuple())
+                follow[i] = (canvas_sig, args, extra)
+                continue
             opts = sig.setdefault("options", {})
             opts.setdefault("task_id", new_task_id())
             children.append([[opts["task_id"], None], None])
@@ -99,7 +109,8 @@ class Completion:
         for sig, args, extra in follow:
             await self.send_signature(sig, args, request, extra)
         if m.chord is not None and m.group:
-            await self._chord_part(request, states.SUCCESS, out.value)
+            await self._chord_part(request, m.group, m.id, m.group_index or 0, m.chord,
+                                   states.SUCCESS, out.value)
 
     async def _failed(self, request: Request, out: Outcome) -> None:
         m = request.message
@@ -107,15 +118,46 @@ class Completion:
         exc = out.exc if out.exc is not None else (
             exception_from_wire(out.exc_wire) if out.exc_wire else None
         )
-        for sig in m.errbacks or ():
-            await self.call_errback(sig, request, exc, out.traceback)
-        if m.chain:
-            # A failed step stops the chain; the remaining steps' errbacks run too.
-            for step in m.chain:
-                for sig in (step.get("options") or {}).get("link_error") or ():
-                    await self.call_errback(sig, request, exc, out.traceback)
         if m.chord is not None and m.group:
-            await self._chord_part(request, states.FAILURE, out.exc_wire)
+            await self._chord_part(request, m.group, m.id, m.group_index or 0, m.chord,
+                                   states.FAILURE, out.exc_wire)
+        # A failed step stops the chain: the steps that will never run are marked
+        # failed too (so waiting on the chain's result raises instead of hanging),
+        # and a step that was a chord part is counted as a failed part.
+        for step in m.chain or ():
+            opts = step.get("options") or {}
+            step_id = opts.get("task_id")
+            for result_id in self._result_ids(step):
+                await self.backend.store(ResultMeta(  # type: ignore[union-attr]
+                    result_id, out.status, out.exc_wire, out.traceback, [], now_iso(),
+                    group_id=opts.get("group_id"), parent_id=m.id,
+                ))
+            if step_id and opts.get("chord") is not None and opts.get("group_id"):
+                await self._chord_part(request, opts["group_id"], step_id,
+                                       opts.get("group_index") or 0, opts["chord"],
+                                       out.status, out.exc_wire)
+        # chain.link_error links every step (as Celery does), so only this
+        # step's own errbacks run here.
+        for sig in _unique(m.errbacks or ()):
+            await self.call_errback(sig, request, exc, out.traceback)
+
+    def _result_ids(self, step: dict[str, Any]) -> list[str]:
+        """The ids whose results a (never to run) chain step would have written."""
+        if self.backend is None:
+            return []
+        if not step.get("subtask_type"):
+            step_id = (step.get("options") or {}).get("task_id")
+            return [step_id] if step_id else []
+        ids: list[str] = []
+        pending = [signature_from_dict(step, app=self.app).freeze()]
+        while pending:
+            result = pending.pop()
+            members = getattr(result, "results", None)
+            if members is not None:
+                pending.extend(members)
+            else:
+                ids.append(result.id)
+        return ids
 
     async def _retry(self, request: Request, out: Outcome) -> None:
         assert out.retry is not None
@@ -145,8 +187,6 @@ class Completion:
                              request: Request, extra: dict[str, Any] | None = None) -> None:
         """Send a signature dict as a task, with ``args`` prepended unless immutable."""
         if sig.get("subtask_type"):
-            from celeriac.canvas import signature_from_dict
-
             canvas_sig = signature_from_dict(sig, app=self.app)
             await canvas_sig.aapply_async(
                 args if not sig.get("immutable") else (),
@@ -158,19 +198,28 @@ class Completion:
             call_args = args + call_args
         options = dict(sig.get("options") or {})
         options.update(extra or {})
-        options.setdefault("parent_id", request.id)
-        options.setdefault("root_id", request.message.root_id)
+        if options.get("parent_id") is None:
+            options["parent_id"] = request.id
+        if options.get("root_id") is None:
+            options["root_id"] = request.message.root_id
         for key in ("link", "link_error"):
             if key in options and options[key] is None:
                 del options[key]
         await self.app.asend_task(sig["task"], call_args, sig.get("kwargs") or {}, **options)
 
     async def call_errback(self, sig: dict[str, Any], request: Request,
-                           exc: BaseException | None, traceback: str | None) -> None:
-        """Run an errback: new-style ``(request, exc, traceback)`` locally, else send ``(id,)``."""
+                           exc: BaseException | None, traceback: str | None,
+                           failed_id: str | None = None) -> None:
+        """Run an errback: new-style ``(request, exc, traceback)`` locally, else send ``(id,)``.
+
+        ``failed_id`` names the task that failed when it is not ``request``'s
+        (a chord body failed by one of its header tasks).
+        """
         task = self.app.tasks.get(sig.get("task", ""))
         if task is not None and _takes_request_exc_tb(task):
             ctx = request.to_job(self.hostname, None, None).ctx
+            if failed_id is not None:
+                ctx.id = failed_id
             args = (ctx, exc, traceback, *(sig.get("args") or ()))
             try:
                 if task.is_async:
@@ -181,33 +230,58 @@ class Completion:
                 logger.exception("errback %s for %s[%s] raised", sig.get("task"),
                                  request.name, request.id)
             return
-        await self.send_signature(sig, (request.id,), request)
+        await self.send_signature(sig, (failed_id or request.id,), request)
 
-    async def _chord_part(self, request: Request, status: str, result: Any) -> None:
+    async def _chord_part(self, request: Request, group_id: str, task_id: str, index: int,
+                          chord: dict[str, Any], status: str, result: Any) -> None:
         if self.backend is None:
             logger.error("chord part %s[%s] cannot be counted: no result backend",
-                         request.name, request.id)
+                         request.name, task_id)
             return
-        m = request.message
-        part = ChordPart(m.group or "", m.id, m.group_index or 0, status, result)
+        part = ChordPart(group_id, task_id, index, status, result)
         parts = await self.backend.chord_part_return(part)
         if parts is None:
             return
-        body = dict(m.chord or {})
+        body = dict(chord)
         failed = [p for p in parts if p.status != states.SUCCESS]
         if failed:
-            first = failed[0]
-            error = ChordError(f"Dependency {first.task_id} raised {_describe(first.result)}")
-            body_id = (body.get("options") or {}).get("task_id")
-            if body_id and self.backend is not None:
-                await self.backend.store(ResultMeta(
-                    body_id, states.FAILURE, exception_to_wire(error), None, [], now_iso(),
-                ))
-            for sig in (body.get("options") or {}).get("link_error") or ():
-                await self.call_errback(sig, request, error, None)
+            await self._chord_failed(request, body, failed[0])
             return
         values = [p.result for p in parts]
         await self.send_signature(body, (values,), request)
+
+    async def _chord_failed(self, request: Request, body: dict[str, Any],
+                            first: ChordPart) -> None:
+        """Fail the chord's body with ``ChordError`` naming the failed header task."""
+        error = ChordError(f"Dependency {first.task_id} raised {_describe(first.result)}")
+        options = body.get("options") or {}
+        # A chain body's id is its last step's (``options.task_id`` of the chain).
+        body_id = options.get("task_id")
+        if body_id and self.backend is not None:
+            await self.backend.store(ResultMeta(
+                body_id, states.FAILURE, exception_to_wire(error), None, [], now_iso(),
+                group_id=options.get("group_id"),
+            ))
+        errbacks = list(options.get("link_error") or ())
+        if body.get("subtask_type") == "chain":
+            for step in (body.get("kwargs") or {}).get("tasks") or ():
+                errbacks.extend((step.get("options") or {}).get("link_error") or ())
+        # The body may itself be a part of an outer chord (a chord of chords).
+        outer = options.get("chord")
+        if outer is not None and options.get("group_id") and body_id:
+            await self._chord_part(request, options["group_id"], body_id,
+                                   options.get("group_index") or 0, outer,
+                                   states.FAILURE, exception_to_wire(error))
+        for sig in _unique(errbacks):
+            await self.call_errback(sig, request, error, None, failed_id=body_id)
+
+
+def _unique(sigs: Any) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for sig in sigs:
+        if sig not in out:
+            out.append(sig)
+    return out
 
 
 def _describe(wire: Any) -> str:
