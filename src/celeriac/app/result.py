@@ -343,6 +343,12 @@ class GroupResult(ResultSet):
         parent = self.parent.as_tuple() if self.parent is not None else None
         return [[self.id, parent], [r.as_tuple() for r in self.results]]
 
+    def _raise_if_failed(self) -> None:
+        # A failed member surfaces through what follows the group (a chord body
+        # stores ChordError naming it), so only the group's own parents are checked.
+        if self.parent is not None:
+            self.parent._raise_if_failed()
+
     def save(self, backend: ResultBackend | None = None) -> None:
         """Store the member ids so :meth:`restore` can rebuild this result."""
         store = backend or self._app().backend
