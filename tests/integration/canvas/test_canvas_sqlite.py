@@ -6,7 +6,6 @@ import asyncio
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from types import ModuleType
 
 import pytest
