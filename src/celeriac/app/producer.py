@@ -8,9 +8,10 @@ No thread hop on either (DESIGN.md section 2.3).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from celeriac.app.core import App
     from celeriac.app.routing import Route
 
-__all__ = ["OutgoingTask", "Producer"]
+__all__ = ["OutgoingTask", "Producer", "paired_calls"]
 
 logger = logging.getLogger("celeriac.app.producer")
 
@@ -64,6 +65,18 @@ def _absolute(value: Any, now: datetime) -> datetime | None:
     if isinstance(value, timedelta):
         return now + value
     return now + timedelta(seconds=float(value))
+
+
+def paired_calls(
+    args_list: Iterable[Sequence[Any]], kwargs_list: Iterable[Mapping[str, Any]] | None
+) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]]:
+    """``(args, kwargs)`` per call of a bulk send; ``kwargs_list`` pairs item by item."""
+    if kwargs_list is None:
+        for args in args_list:
+            yield tuple(args), {}
+    else:
+        for args, kwargs in zip(args_list, kwargs_list, strict=True):
+            yield tuple(args), dict(kwargs)
 
 
 class Producer:
@@ -151,6 +164,27 @@ class Producer:
         eta_ts = eta.timestamp() if eta is not None else None
         return OutgoingTask(message, envelope, eta_ts, route)
 
+    def build_chunks(
+        self,
+        name: str,
+        args_list: Iterable[Sequence[Any]],
+        kwargs_list: Iterable[Mapping[str, Any]] | None,
+        options: Mapping[str, Any],
+        task: Any = None,
+        size: int = 1000,
+    ) -> Iterator[list[OutgoingTask]]:
+        """Build one message per call, yielded in lists of at most ``size`` (bulk sends)."""
+        if "task_id" in options:
+            raise TypeError("a bulk send gives each call its own id; task_id is not allowed")
+        chunk: list[OutgoingTask] = []
+        for args, kwargs in paired_calls(args_list, kwargs_list):
+            chunk.append(self.build(name, args, kwargs, options, task))
+            if len(chunk) >= size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
     # -- sync path -------------------------------------------------------------
     def send_sync(self, out: OutgoingTask, options: Mapping[str, Any]) -> None:
         """Publish over the transport's sync client, retrying per the retry policy."""
@@ -180,11 +214,40 @@ class Producer:
         if publish_signals:
             self._after_publish(out)
 
+    def send_many_sync(self, outs: Sequence[OutgoingTask], options: Mapping[str, Any]) -> None:
+        """Publish built messages together: one transport batch (one round trip on Redis)."""
+        if not outs:
+            return
+        transport = self.app.transport
+        missing = {o.route.queue for o in outs} - self._declared
+        if missing:
+            transport.declare_sync([self._spec(q) for q in sorted(missing)])
+            self._declared.update(missing)
+        publish_signals = bool(
+            signals.before_task_publish.receivers or signals.after_task_publish.receivers
+        )
+        if publish_signals:
+            for out in outs:
+                self._before_publish(out)
+        retry, policy = self._policy(options)
+        items = [(o.envelope, o.eta) for o in outs]
+        attempt = 0
+        while True:
+            try:
+                transport.publish_many_sync(items)
+                break
+            except OperationalError:
+                attempt += 1
+                if not retry or attempt > int(policy.get("max_retries", 3)):
+                    raise
+                time.sleep(self._interval(policy, attempt))
+        if publish_signals:
+            for out in outs:
+                self._after_publish(out)
+
     # -- async path -------------------------------------------------------------
     async def send_async(self, out: OutgoingTask, options: Mapping[str, Any]) -> None:
         """Publish over the transport's async client, retrying per the retry policy."""
-        import asyncio
-
         transport = await self.app.atransport()
         if out.route.queue not in self._declared:
             await transport.declare([self._spec(out.route.queue)])
@@ -207,6 +270,39 @@ class Producer:
                 await asyncio.sleep(self._interval(policy, attempt))
         if publish_signals:
             self._after_publish(out)
+
+    async def send_many_async(
+        self, outs: Sequence[OutgoingTask], options: Mapping[str, Any]
+    ) -> None:
+        """Async :meth:`send_many_sync`."""
+        if not outs:
+            return
+        transport = await self.app.atransport()
+        missing = {o.route.queue for o in outs} - self._declared
+        if missing:
+            await transport.declare([self._spec(q) for q in sorted(missing)])
+            self._declared.update(missing)
+        publish_signals = bool(
+            signals.before_task_publish.receivers or signals.after_task_publish.receivers
+        )
+        if publish_signals:
+            for out in outs:
+                self._before_publish(out)
+        retry, policy = self._policy(options)
+        items = [(o.envelope, o.eta) for o in outs]
+        attempt = 0
+        while True:
+            try:
+                await transport.publish_many(items)
+                break
+            except OperationalError:
+                attempt += 1
+                if not retry or attempt > int(policy.get("max_retries", 3)):
+                    raise
+                await asyncio.sleep(self._interval(policy, attempt))
+        if publish_signals:
+            for out in outs:
+                self._after_publish(out)
 
     # -- helpers ----------------------------------------------------------------
     def _spec(self, queue: str) -> Any:

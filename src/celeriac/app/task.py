@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import inspect
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from celeriac.app.context import Context, current_request, push_request
+from celeriac.app.producer import paired_calls
 from celeriac.errors import MaxRetriesExceededError, Retry
 
 if TYPE_CHECKING:
@@ -188,6 +189,34 @@ class Task(Generic[P, R]):
         if self.app.conf.settings.task_always_eager:
             return self.apply(args, kwargs, **options)  # type: ignore[return-value]
         return await self.app.asend_task(self.name, args, kwargs, task=self, **options)
+
+    def delay_many(
+        self,
+        args_list: Iterable[Sequence[Any]],
+        kwargs_list: Iterable[Mapping[str, Any]] | None = None,
+        **options: Any,
+    ) -> list[AsyncResult[R]]:
+        """Send one task per item of ``args_list`` in batches (see :meth:`App.send_many`).
+
+        ``add.delay_many([(1, 2), (3, 4)])`` is ``[add.delay(1, 2), add.delay(3, 4)]``
+        with one broker round trip per 1,000 tasks instead of one per task.
+        """
+        if self.app.conf.settings.task_always_eager:
+            return [self.apply(a, k, **options)
+                    for a, k in paired_calls(args_list, kwargs_list)]
+        return self.app.send_many(self.name, args_list, kwargs_list, task=self, **options)
+
+    async def adelay_many(
+        self,
+        args_list: Iterable[Sequence[Any]],
+        kwargs_list: Iterable[Mapping[str, Any]] | None = None,
+        **options: Any,
+    ) -> list[AsyncResult[R]]:
+        """Async :meth:`delay_many`."""
+        if self.app.conf.settings.task_always_eager:
+            return [self.apply(a, k, **options)
+                    for a, k in paired_calls(args_list, kwargs_list)]
+        return await self.app.asend_many(self.name, args_list, kwargs_list, task=self, **options)
 
     def apply(
         self,
