@@ -165,6 +165,9 @@ class App:
         if task is None:
             task = self.tasks.get(name)
         out = self.producer.build(name, tuple(args or ()), dict(kwargs or {}), options, task)
+        backend = self.backend
+        if backend is not None and backend.pushes and not out.message.ignore_result:
+            backend.subscribe_early(out.message.id)
         self.producer.send_sync(out, options)
         return AsyncResult(out.message.id, self, task_name=name)
 

@@ -117,6 +117,10 @@ class ResultBackend(abc.ABC):
     def forget_sync(self, task_id: str) -> None:
         """Blocking :meth:`forget`."""
 
+    def subscribe_early(self, task_id: str) -> None:
+        """Start listening for ``task_id`` before it is sent (push backends buffer the result,
+        so a later ``get()`` of a finished task costs no round trip). Default: nothing."""
+
     # -- groups ---------------------------------------------------------------
     @abc.abstractmethod
     def save_group_sync(self, group_id: str, task_ids: Sequence[str]) -> None:
