@@ -7,6 +7,10 @@ Redis: :func:`ensure_redis` pings 127.0.0.1:6379 and starts ``redis-server`` if
 needed. :func:`redis_db_lease` hands each test session its own database number
 (9..15) under an ``flock``, so concurrent sessions on this machine (other
 engineers' runs, xdist workers) never flush each other's data.
+
+RabbitMQ: :func:`ensure_rabbitmq` checks 127.0.0.1:5672 and runs
+``rabbitmq-server -detached`` if needed; :func:`rabbitmq_vhost` gives each test
+session its own vhost (``celeriac-test-<random>``), deleted at the end.
 """
 
 from __future__ import annotations
@@ -21,7 +25,20 @@ from collections.abc import Iterator
 
 import pytest
 
-__all__ = ["REDIS_HOST", "REDIS_PORT", "ensure_redis", "redis_db", "redis_db_lease", "redis_url"]
+__all__ = [
+    "RABBITMQ_HOST",
+    "RABBITMQ_PORT",
+    "REDIS_HOST",
+    "REDIS_PORT",
+    "amqp_url",
+    "ensure_rabbitmq",
+    "ensure_redis",
+    "rabbitmq_vhost",
+    "rabbitmq_vhost_lease",
+    "redis_db",
+    "redis_db_lease",
+    "redis_url",
+]
 
 REDIS_HOST = "127.0.0.1"
 REDIS_PORT = 6379
@@ -102,3 +119,76 @@ def redis_url(redis_db: int) -> str:
     finally:
         client.close()
     return f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}"
+
+
+# -- RabbitMQ ------------------------------------------------------------------------
+
+RABBITMQ_HOST = "127.0.0.1"
+RABBITMQ_PORT = 5672
+
+
+def _rabbitmq_open(timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((RABBITMQ_HOST, RABBITMQ_PORT), timeout=timeout) as sock:
+            sock.sendall(b"AMQP\x00\x00\x09\x01")
+            return sock.recv(8) != b""
+    except OSError:
+        return False
+
+
+def _rabbitmqctl(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["rabbitmqctl", *args], check=False, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def ensure_rabbitmq(wait: float = 60.0) -> None:
+    """Make sure RabbitMQ answers on 127.0.0.1:5672, starting it if it is down."""
+    if _rabbitmq_open():
+        return
+    try:
+        subprocess.run(["rabbitmq-server", "-detached"], check=False, capture_output=True,
+                       timeout=wait)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.fail(f"RabbitMQ is down on {RABBITMQ_HOST}:{RABBITMQ_PORT} and cannot be "
+                    f"started: {exc}")
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if _rabbitmq_open():
+            _rabbitmqctl("await_startup", timeout=wait)
+            return
+        time.sleep(0.2)
+    pytest.fail(f"RabbitMQ is down on {RABBITMQ_HOST}:{RABBITMQ_PORT} and did not start "
+                f"within {wait}s")
+
+
+@contextlib.contextmanager
+def rabbitmq_vhost_lease() -> Iterator[str]:
+    """A fresh vhost ``celeriac-test-<random>`` (guest has all rights), deleted afterwards."""
+    import uuid
+
+    name = f"celeriac-test-{uuid.uuid4().hex[:10]}"
+    made = _rabbitmqctl("add_vhost", name)
+    if made.returncode != 0:
+        pytest.fail(f"rabbitmqctl add_vhost {name} failed: {made.stderr.strip()}")
+    perms = _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+    if perms.returncode != 0:
+        _rabbitmqctl("delete_vhost", name)
+        pytest.fail(f"rabbitmqctl set_permissions -p {name} failed: {perms.stderr.strip()}")
+    try:
+        yield name
+    finally:
+        _rabbitmqctl("delete_vhost", name)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_vhost() -> Iterator[str]:
+    """This session's own RabbitMQ vhost (RabbitMQ started if it was down)."""
+    ensure_rabbitmq()
+    with rabbitmq_vhost_lease() as vhost:
+        yield vhost
+
+
+@pytest.fixture
+def amqp_url(rabbitmq_vhost: str) -> str:
+    """``amqp://guest:guest@127.0.0.1:5672/<this session's vhost>``."""
+    return f"amqp://guest:guest@{RABBITMQ_HOST}:{RABBITMQ_PORT}/{rabbitmq_vhost}"

@@ -1,0 +1,562 @@
+"""RabbitMQ broker (AMQP 0-9-1): ``amqp://``, ``amqps://`` and Celery's ``pyamqp://``.
+
+Declarations, properties and headers are Celery's (see
+:mod:`celeriac.protocol.amqp_topology`), so Celery clients and workers share
+queues with celeriac. The async face runs on aiormq (the AMQP core under
+aio-pika); the sync face (``delay()``) is :class:`~._amqp_sync.SyncAMQP` on
+py-amqp. Both publish with confirms: a publish that returned was accepted.
+
+Consuming is a push-to-pull adapter: ``basic.consume`` callbacks fill a buffer
+that :meth:`AMQPTransport.fetch` drains. The channel's prefetch (global QoS,
+as Celery sets it on RabbitMQ) follows ``outstanding + limit``, where
+``outstanding`` counts fetched, not yet acknowledged deliveries: ETA messages
+a worker holds in memory stay unacked, so the prefetch grows with them and
+never starves the worker, like Celery's per-ETA QoS increment. Quorum queues
+refuse global QoS; they get a fixed per-consumer prefetch instead.
+
+Everything belonging to one connection (channels, buffer, delivery tags) is a
+``_Link``. When the connection breaks the link is dropped whole: ``fetch``
+raises :class:`~celeriac.errors.OperationalError` and the next call
+reconnects. Acks of deliveries from a dropped link are ignored (logged at
+debug): the broker returns those messages to their queue by itself.
+
+Rejected messages are republished, with the reason in a header, to
+``celeriac.dlx`` and the queue ``celeriac.dead.<queue>``, then acked. Task
+queues are never declared with ``x-dead-letter-exchange``: a queue declared
+with extra arguments makes every later Celery declaration of it fail with
+``PRECONDITION_FAILED``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from functools import partial
+from typing import ClassVar
+
+import aiormq
+from pamqp import commands as spec
+
+from celeriac.errors import BrokerUnreachable, OperationalError
+from celeriac.protocol.amqp import AMQP_PROPERTY_NAMES, from_amqp, to_amqp_properties
+from celeriac.protocol.amqp_topology import (
+    DEAD_LETTER_EXCHANGE,
+    DEAD_LETTER_REASON_HEADER,
+    DEATH_HEADER,
+    broadcast_queue,
+    dead_letter_queue,
+    exchange_facts,
+)
+from celeriac.protocol.envelope import Envelope
+from celeriac.transports._amqp_common import (
+    DeclareExchange,
+    DeclareQueue,
+    Plan,
+    connect_error,
+    dead_letter_plan,
+    lost_error,
+    parse_amqp_url,
+    plan_declarations,
+)
+from celeriac.transports._amqp_sync import SyncAMQP
+from celeriac.transports.base import Delivery, OnBroadcast, QueueSpec, Transport, TransportOptions
+
+__all__ = ["AMQPTransport"]
+
+logger = logging.getLogger("celeriac.transports.amqp")
+
+#: aiormq/socket failures that mean "this connection or channel is gone".
+AIO_ERRORS: tuple[type[BaseException], ...] = (
+    aiormq.exceptions.AMQPError,
+    aiormq.exceptions.ChannelInvalidStateError,
+    ConnectionError,
+    OSError,
+    asyncio.TimeoutError,
+)
+_SUBSCRIBE_ERRORS: tuple[type[BaseException], ...] = (OperationalError, *AIO_ERRORS)
+_RETRY_DELAYS = (0.0, 0.2, 0.2)
+
+
+def _properties(envelope: Envelope) -> spec.Basic.Properties:
+    return spec.Basic.Properties(**to_amqp_properties(envelope))
+
+
+async def _declare_exchange(ex: DeclareExchange, channel: aiormq.abc.AbstractChannel) -> None:
+    await channel.exchange_declare(ex.name, exchange_type=ex.type, durable=ex.durable,
+                                   auto_delete=ex.auto_delete)
+
+
+async def _declare_queue(q: DeclareQueue, channel: aiormq.abc.AbstractChannel) -> None:
+    await channel.queue_declare(q.name, durable=q.durable, exclusive=q.exclusive,
+                                auto_delete=q.auto_delete, arguments=q.arguments or None)
+
+
+def _envelope(message: aiormq.abc.DeliveredMessage) -> Envelope:
+    props = message.header.properties
+    mapping = {name: getattr(props, name, None) for name in AMQP_PROPERTY_NAMES}
+    return from_amqp(message.body, mapping, exchange=message.exchange or "",
+                     routing_key=message.routing_key or "")
+
+
+class _Link:
+    """One live connection with its channels, buffer and delivery tags."""
+
+    def __init__(self, generation: int, connection: aiormq.abc.AbstractConnection) -> None:
+        self.generation = generation
+        self.connection = connection
+        self.publisher: aiormq.abc.AbstractChannel | None = None
+        self.admin: aiormq.abc.AbstractChannel | None = None
+        self.consumer: aiormq.abc.AbstractChannel | None = None
+        self.broken: str | None = None
+        self.qos = 0
+        self.consumers: dict[str, str] = {}
+        self.buffer: dict[str, deque[Delivery]] = {}
+        self.unacked: set[int] = set()
+        self.handed: set[int] = set()
+        self.declared: set[str] = set()  # repr() of what was declared
+        self.arrived = asyncio.Event()
+
+    def ready(self, queues: Sequence[str]) -> bool:
+        return any(self.buffer.get(q) for q in queues)
+
+    def take(self, queues: Sequence[str], limit: int) -> list[Delivery]:
+        out: list[Delivery] = []
+        for queue in queues:
+            pending = self.buffer.get(queue)
+            while pending and len(out) < limit:
+                delivery = pending.popleft()
+                self.handed.add(delivery.tag[1])
+                out.append(delivery)
+        return out
+
+    def settle(self, tags: Sequence[int]) -> None:
+        for tag in tags:
+            self.unacked.discard(tag)
+            self.handed.discard(tag)
+
+
+class AMQPTransport(Transport):
+    """The RabbitMQ broker (see the module docstring)."""
+
+    schemes: ClassVar[tuple[str, ...]] = ("amqp", "amqps", "pyamqp")
+    supports_delayed: ClassVar[bool] = False
+    supports_priority: ClassVar[bool] = True
+
+    def __init__(self, url: str, options: TransportOptions | None = None) -> None:
+        super().__init__(url, options)
+        heartbeat = int(self.options.extra.get("heartbeat", 60))
+        self.params = parse_amqp_url(url, heartbeat)
+        self.sync = SyncAMQP(
+            self.params,
+            connect_timeout=self.options.connect_timeout,
+            confirm_timeout=float(self.options.extra.get("confirm_timeout", 30.0)),
+            retry=self.options.connect_retry,
+        )
+        self._link: _Link | None = None
+        self._generation = 0
+        self._connecting: asyncio.Lock | None = None
+        self._specs: dict[str, QueueSpec] = {}
+        self._quorum: set[str] = set()
+        self._background: set[asyncio.Future[None]] = set()
+
+    # -- connection ----------------------------------------------------------------
+    async def connect(self) -> None:
+        """Open the async connection; raise ``BrokerUnreachable`` with one clear line."""
+        await self._ready_link()
+
+    async def _ready_link(self) -> _Link:
+        link = self._link
+        if link is not None and link.broken is None:
+            return link
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:
+            link = self._link
+            if link is not None and link.broken is None:
+                return link
+            try:
+                conn = await asyncio.wait_for(
+                    aiormq.connect(self.params.aiormq_url()), self.options.connect_timeout)
+            except Exception as exc:
+                raise connect_error(self.params, exc) from None
+            self._generation += 1
+            link = _Link(self._generation, conn)
+            conn.closing.add_done_callback(partial(self._on_closed, link, "connection closed"))
+            self._link = link
+            if self._specs:
+                # Transient queues vanish with a broker restart: declare them again.
+                await self._declare_plan(link, plan_declarations(list(self._specs.values())))
+            return link
+
+    def _on_closed(self, link: _Link, reason: str, _closing: object) -> None:
+        self._lost(link, reason)
+
+    def _lost(self, link: _Link, reason: str) -> None:
+        if link.broken is None:
+            link.broken = reason
+            logger.debug("RabbitMQ link %d to %s lost: %s", link.generation,
+                         self.params.masked, reason)
+        if self._link is link:
+            self._link = None
+        link.arrived.set()
+        if not link.connection.is_closed:
+            closing = asyncio.ensure_future(self._close_quietly(link))
+            self._background.add(closing)
+            closing.add_done_callback(self._background.discard)
+
+    @staticmethod
+    async def _close_quietly(link: _Link) -> None:
+        with contextlib.suppress(Exception):
+            await link.connection.close()
+
+    def _broken(self, link: _Link, exc: BaseException) -> OperationalError:
+        self._lost(link, f"{exc}".strip() or type(exc).__name__)
+        return lost_error(self.params, exc)
+
+    async def _channel(self, link: _Link, role: str, *, confirms: bool = False
+                       ) -> aiormq.abc.AbstractChannel:
+        channel: aiormq.abc.AbstractChannel | None = getattr(link, role)
+        if channel is None or channel.is_closed:
+            channel = await link.connection.channel(publisher_confirms=confirms)
+            setattr(link, role, channel)
+            if role == "consumer":
+                # Delivery tags die with the channel: treat it as the link breaking.
+                channel.closing.add_done_callback(
+                    partial(self._on_closed, link, "consumer channel closed"))
+        return channel
+
+    async def _with_retry(self, op: Callable[[_Link], Awaitable[None]]) -> None:
+        delays = _RETRY_DELAYS if self.options.connect_retry else (0.0,)
+        last: OperationalError | None = None
+        for delay in delays:
+            if delay:
+                await asyncio.sleep(delay)
+            try:
+                link = await self._ready_link()
+            except BrokerUnreachable as exc:
+                if "refused login" in str(exc):
+                    raise
+                last = exc
+                continue
+            try:
+                await op(link)
+                return
+            except aiormq.exceptions.ChannelClosed as exc:
+                raise OperationalError(f"RabbitMQ at {self.params.masked}: {exc}") from None
+            except AIO_ERRORS as exc:
+                last = self._broken(link, exc)
+        assert last is not None
+        raise last
+
+    async def close(self) -> None:
+        """Close the async connection; idempotent."""
+        link, self._link = self._link, None
+        if link is not None:
+            link.broken = link.broken or "closed by the client"
+            link.arrived.set()
+            await self._close_quietly(link)
+
+    def close_sync(self) -> None:
+        """Close every sync connection; idempotent."""
+        self.sync.close_all()
+
+    # -- topology ------------------------------------------------------------------
+    def _remember(self, queues: Sequence[QueueSpec]) -> Plan:
+        plan = plan_declarations(queues)
+        for q in queues:
+            self._specs[q.name] = q
+            if q.arguments.get("x-queue-type") == "quorum":
+                self._quorum.add(q.name)
+        return plan
+
+    async def declare(self, queues: Sequence[QueueSpec]) -> None:
+        """Declare exchanges, queues and bindings as Celery does (idempotent)."""
+        plan = self._remember(queues)
+
+        async def run(link: _Link) -> None:
+            await self._declare_plan(link, plan)
+
+        await self._with_retry(run)
+
+    def declare_sync(self, queues: Sequence[QueueSpec]) -> None:
+        """Blocking :meth:`declare` on this thread's sync connection."""
+        self.sync.declare(self._remember(queues))
+
+    async def _declare_plan(self, link: _Link, plan: Plan) -> None:
+        for ex in plan.exchanges:
+            if repr(ex) not in link.declared:
+                await self._tolerant(link, ex.name, partial(_declare_exchange, ex))
+                link.declared.add(repr(ex))
+        for q in plan.queues:
+            if repr(q) in link.declared:
+                continue
+            await self._tolerant(link, q.name, partial(_declare_queue, q))
+            admin = await self._channel(link, "admin")
+            for exchange, key in q.bindings:
+                await admin.queue_bind(q.name, exchange, routing_key=key)
+            link.declared.add(repr(q))
+
+    async def _tolerant(self, link: _Link, name: str,
+                        op: Callable[[aiormq.abc.AbstractChannel], Awaitable[None]]) -> None:
+        try:
+            await op(await self._channel(link, "admin"))
+        except aiormq.exceptions.ChannelPreconditionFailed as exc:
+            logger.warning("RabbitMQ: %r exists with different flags or arguments; "
+                           "using it as it is (%s)", name, exc)
+
+    # -- publishing ------------------------------------------------------------------
+    async def _publish_on(self, link: _Link, envelope: Envelope) -> None:
+        channel = await self._channel(link, "publisher", confirms=True)
+        confirmation = await channel.basic_publish(
+            envelope.body, exchange=envelope.exchange, routing_key=envelope.routing_key,
+            properties=_properties(envelope))
+        if not isinstance(confirmation, spec.Basic.Ack):
+            raise OperationalError(f"RabbitMQ at {self.params.masked} refused (nacked) "
+                                   f"a message for {envelope.routing_key!r}")
+
+    async def publish(self, envelope: Envelope, *, eta: float | None = None) -> None:
+        """Publish with a confirm (``eta`` is carried in the headers; the worker holds it)."""
+        await self._with_retry(lambda link: self._publish_on(link, envelope))
+
+    async def publish_many(self, items: Sequence[tuple[Envelope, float | None]]) -> None:
+        """Publish all, pipelined: every confirm is awaited, all in one wait."""
+        async def run(link: _Link) -> None:
+            await asyncio.gather(*(self._publish_on(link, env) for env, _ in items))
+
+        await self._with_retry(run)
+
+    def publish_sync(self, envelope: Envelope, *, eta: float | None = None) -> None:
+        """Blocking publish with a confirm over py-amqp (no event loop involved)."""
+        self.sync.publish(envelope)
+
+    # -- consuming -------------------------------------------------------------------
+    async def fetch(self, queues: Sequence[str], limit: int, timeout: float) -> list[Delivery]:
+        """Up to ``limit`` delivered messages; waits up to ``timeout`` for the first."""
+        link = await self._ready_link()
+        try:
+            await self._consume(link, queues, limit)
+        except aiormq.exceptions.ChannelNotFoundEntity as exc:
+            raise self._broken(link, exc) from None
+        except AIO_ERRORS as exc:
+            raise self._broken(link, exc) from None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not link.ready(queues):
+            if link.broken is not None:
+                raise lost_error(self.params, link.broken)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return []
+            link.arrived.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(link.arrived.wait(), remaining)
+        if link.broken is not None:
+            raise lost_error(self.params, link.broken)
+        return link.take(queues, limit)
+
+    async def _consume(self, link: _Link, queues: Sequence[str], limit: int) -> None:
+        channel = await self._channel(link, "consumer")
+        desired = max(1, len(link.handed) + limit)
+        quorum = any(q in self._quorum for q in queues)
+        if link.qos == 0 or (not quorum and (desired > link.qos or desired <= link.qos // 2)):
+            await channel.basic_qos(prefetch_count=desired, global_=not quorum)
+            link.qos = desired
+        for queue in queues:
+            if queue not in link.consumers:
+                ok = await channel.basic_consume(
+                    queue, partial(self._on_message, link, queue), no_ack=False)
+                link.consumers[queue] = str(ok.consumer_tag)
+        for queue in [q for q in link.consumers if q not in queues]:
+            await channel.basic_cancel(link.consumers.pop(queue))
+            for delivery in link.buffer.pop(queue, ()):
+                await channel.basic_reject(delivery.tag[1], requeue=True)
+                link.settle([delivery.tag[1]])
+
+    async def _on_message(self, link: _Link, queue: str,
+                          message: aiormq.abc.DeliveredMessage) -> None:
+        tag = message.delivery_tag
+        if link.broken is not None or tag is None:
+            return
+        redelivered = bool(getattr(message.delivery, "redelivered", False))
+        delivery = Delivery(_envelope(message), queue, (link.generation, tag), redelivered)
+        link.unacked.add(tag)
+        link.buffer.setdefault(queue, deque()).append(delivery)
+        link.arrived.set()
+
+    def _current(self, deliveries: Sequence[Delivery], what: str) -> tuple[_Link | None, list[int]]:
+        link = self._link
+        tags: list[int] = []
+        for d in deliveries:
+            generation, tag = d.tag
+            if link is not None and generation == link.generation and tag in link.unacked:
+                tags.append(tag)
+            else:
+                logger.debug("%s of a delivery from a lost connection ignored (tag %s); "
+                             "the broker redelivers it", what, d.tag)
+        return link, sorted(tags)
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Acknowledge; one ``multiple`` ack when the batch is every older unacked tag."""
+        link, tags = self._current(deliveries, "ack")
+        if link is None or not tags:
+            return
+        try:
+            channel = await self._channel(link, "consumer")
+            top = tags[-1]
+            if len(tags) > 1 and sum(1 for t in link.unacked if t <= top) == len(tags):
+                await channel.basic_ack(top, multiple=True)
+            else:
+                for tag in tags:
+                    await channel.basic_ack(tag)
+        except AIO_ERRORS as exc:
+            self._broken(link, exc)
+            logger.debug("ack failed, the broker will redeliver: %s", exc)
+        finally:
+            link.settle(tags)
+
+    async def reject(self, delivery: Delivery, *, requeue: bool, reason: str = "") -> None:
+        """Requeue, or republish to the dead-letter queue with ``reason`` and ack."""
+        link, tags = self._current([delivery], "reject")
+        if link is None or not tags:
+            return
+        try:
+            if not requeue:
+                await self._dead_letter(link, delivery, reason or "rejected")
+            channel = await self._channel(link, "consumer")
+            if requeue:
+                await channel.basic_reject(tags[0], requeue=True)
+            else:
+                await channel.basic_ack(tags[0])
+        except AIO_ERRORS as exc:
+            self._broken(link, exc)
+            logger.debug("reject failed, the broker will redeliver: %s", exc)
+        finally:
+            link.settle(tags)
+
+    async def _dead_letter(self, link: _Link, delivery: Delivery, reason: str) -> None:
+        await self._declare_plan(link, dead_letter_plan(delivery.queue))
+        env = delivery.envelope
+        headers = {**env.headers, DEAD_LETTER_REASON_HEADER: reason}
+        dead = replace(env, headers=headers, exchange=DEAD_LETTER_EXCHANGE,
+                       routing_key=delivery.queue, expiration=None)
+        await self._publish_on(link, dead)
+        logger.warning("message from queue %r set aside in %r: %s", delivery.queue,
+                       dead_letter_queue(delivery.queue), reason)
+
+    # -- inspection ------------------------------------------------------------------
+    async def _passive(self, queue: str) -> int:
+        link = await self._ready_link()
+        channel = await link.connection.channel()
+        try:
+            ok = await channel.queue_declare(queue, passive=True)
+            return int(ok.message_count or 0)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            return 0
+        except AIO_ERRORS as exc:
+            raise self._broken(link, exc) from None
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+
+    async def queue_length(self, queue: str) -> int:
+        """Ready messages in ``queue`` (not the ones delivered and unacked)."""
+        return await self._passive(queue)
+
+    def queue_length_sync(self, queue: str) -> int:
+        """Blocking :meth:`queue_length`."""
+        return self.sync.queue_length(queue)
+
+    async def purge(self, queue: str) -> int:
+        """Drop the ready messages of ``queue``; return how many."""
+        link = await self._ready_link()
+        try:
+            ok = await (await self._channel(link, "admin")).queue_purge(queue)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            return 0
+        except AIO_ERRORS as exc:
+            raise self._broken(link, exc) from None
+        return int(ok.message_count or 0)
+
+    async def dead_letters(self, queue: str) -> list[tuple[Envelope, str]]:
+        """Messages set aside for ``queue`` with their reasons (they stay there)."""
+        link = await self._ready_link()
+        channel = await link.connection.channel()
+        out: list[tuple[Envelope, str]] = []
+        try:
+            while True:
+                message = await channel.basic_get(dead_letter_queue(queue), no_ack=False)
+                if not isinstance(message.delivery, spec.Basic.GetOk):
+                    break
+                env = _envelope(message)
+                headers = dict(env.headers)
+                reason = headers.pop(DEAD_LETTER_REASON_HEADER, None)
+                if reason is None:
+                    deaths = headers.get(DEATH_HEADER) or [{}]
+                    reason = deaths[0].get("reason", "dead-lettered by the broker")
+                out.append((replace(env, headers=headers), str(reason)))
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            return []
+        finally:
+            if not channel.is_closed:
+                await channel.close()  # unacked gets go back to the dead queue
+        return out
+
+    # -- broadcast ---------------------------------------------------------------------
+    async def _broadcast_exchange(self, link: _Link, exchange: str) -> None:
+        facts = exchange_facts(exchange)
+        await self._declare_plan(link, Plan((DeclareExchange(exchange, facts.type,
+                                                             facts.durable),), ()))
+
+    async def broadcast(self, exchange: str, envelope: Envelope) -> None:
+        """Publish to ``exchange`` (fanout/topic), declared as Celery declares it."""
+        async def run(link: _Link) -> None:
+            await self._broadcast_exchange(link, exchange)
+            await self._publish_on(link, envelope.with_route(exchange, envelope.routing_key))
+
+        await self._with_retry(run)
+
+    async def subscribe(self, exchange: str, binding_keys: Sequence[str],
+                        handler: OnBroadcast) -> None:
+        """Feed ``handler`` from a private exclusive queue bound with ``binding_keys``;
+        resubscribes after connection loss; runs until cancelled."""
+        backoff = 0.1
+        while True:
+            try:
+                await self._subscribe_once(exchange, binding_keys, handler)
+            except _SUBSCRIBE_ERRORS as exc:
+                logger.debug("subscription to %r lost (%s); retrying in %.1fs",
+                             exchange, exc, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    async def _subscribe_once(self, exchange: str, binding_keys: Sequence[str],
+                              handler: OnBroadcast) -> None:
+        link = await self._ready_link()
+        await self._broadcast_exchange(link, exchange)
+        channel = await link.connection.channel()
+        try:
+            name, arguments = broadcast_queue(exchange, str(uuid.uuid4()))
+            await channel.queue_declare(name, exclusive=True, auto_delete=True,
+                                        arguments=arguments or None)
+            for key in binding_keys or ("#",):
+                await channel.queue_bind(name, exchange, routing_key=key)
+
+            async def on_message(message: aiormq.abc.DeliveredMessage) -> None:
+                try:
+                    outcome = handler(_envelope(message))
+                    if outcome is not None:
+                        await outcome
+                except Exception:
+                    logger.exception("broadcast handler for %r failed", exchange)
+
+            await channel.basic_consume(name, on_message, no_ack=True)
+            await asyncio.shield(channel.closing)
+        finally:
+            if not channel.is_closed:
+                with contextlib.suppress(Exception):
+                    await channel.close()

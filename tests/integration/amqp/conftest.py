@@ -1,0 +1,14 @@
+"""Fixtures of the RabbitMQ integration tests: the real server, a private vhost per run."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_TESTS = str(Path(__file__).resolve().parents[2])
+if _TESTS not in sys.path:
+    sys.path.insert(0, _TESTS)
+
+from _servers import amqp_url, rabbitmq_vhost  # noqa: E402
+
+__all__ = ["amqp_url", "rabbitmq_vhost"]
