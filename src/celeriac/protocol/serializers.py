@@ -35,7 +35,6 @@ import bz2
 import json
 import lzma
 import pickle
-import re
 import uuid
 import zlib
 from collections.abc import Callable, Collection
@@ -104,9 +103,11 @@ def _kombu_default(obj: Any) -> Any:
 _ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(", ", ": "), default=_kombu_default)
 
 # orjson is exact for integers up to 64 bits; a run of 19+ digits might be
-# beyond that (or just a long digit string): let the stdlib decide then.
-_LONG_DIGITS_B = re.compile(rb"\d{19,}")
-_LONG_DIGITS_S = re.compile(r"\d{19,}")
+# beyond that (or just a long digit string): let the stdlib decide then. The
+# run is found by mapping digits to "1" and everything else to "0" (C speed;
+# a regular expression costs ~10x more on a 1 KB message).
+_DIGIT_MAP = bytes(0x31 if 0x30 <= i <= 0x39 else 0x30 for i in range(256))
+_LONG_RUN = b"1" * 19
 _TYPE_MARK_B = b'"__type__"'
 _TYPE_MARK_S = '"__type__"'
 
@@ -127,10 +128,10 @@ def json_loads(data: bytes | bytearray | memoryview | str) -> Any:
     if isinstance(data, (bytearray, memoryview)):
         data = bytes(data)
     if isinstance(data, bytes):
-        long_digits = _LONG_DIGITS_B.search(data) is not None
+        long_digits = _LONG_RUN in data.translate(_DIGIT_MAP)
         marked = _TYPE_MARK_B in data
     else:
-        long_digits = _LONG_DIGITS_S.search(data) is not None
+        long_digits = _LONG_RUN in data.encode("utf-8", "surrogatepass").translate(_DIGIT_MAP)
         marked = _TYPE_MARK_S in data
     try:
         value = json.loads(data) if long_digits else orjson.loads(data)
