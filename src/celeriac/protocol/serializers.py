@@ -16,8 +16,10 @@ golden files that our encoder must reproduce byte for byte, a result value
 written by a celeriac worker is indistinguishable from a Celery worker's, and
 operators can diff messages from both. orjson cannot emit that style (no
 separator or ASCII options, and it writes ``1e16`` where Python writes
-``1e+16``), so encoding uses the stdlib's C encoder configured like kombu; it
-costs a few microseconds per task message, a fraction of one broker round trip.
+``1e+16``), so encoding uses the stdlib's C encoder configured like kombu.
+Measured here: ~3 us for a small task body and ~10 us for a whole Redis
+element, against ~1 us with orjson -- small next to one broker round trip
+(~200 us), visible only in pipelined batch publishing.
 
 Decoding quirks handled: orjson turns integers beyond 64 bits into floats and
 rejects ``NaN``; such documents are decoded by the stdlib instead, so values
