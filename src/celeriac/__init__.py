@@ -10,6 +10,16 @@ from celeriac.app.core import current_app, shared_task
 from celeriac.app.queues import Exchange, Queue
 from celeriac.app.result import AsyncResult, GroupResult, ResultSet
 from celeriac.app.task import Task
+from celeriac.canvas import (
+    chain,
+    chord,
+    chunks,
+    group,
+    maybe_signature,
+    signature,
+    xmap,
+    xstarmap,
+)
 from celeriac.facade import Celeriac, Celery
 from celeriac.protocol import states
 
@@ -25,7 +35,15 @@ __all__ = [
     "ResultSet",
     "Task",
     "__version__",
+    "chain",
+    "chord",
+    "chunks",
     "current_app",
+    "group",
+    "maybe_signature",
     "shared_task",
+    "signature",
     "states",
+    "xmap",
+    "xstarmap",
 ]
