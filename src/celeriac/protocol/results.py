@@ -50,6 +50,8 @@ class ResultMeta:
     ``result`` is the JSON-able wire value: the return value for SUCCESS, the
     exception dict (``exc_type``/``exc_message``/``exc_module``) otherwise.
     ``name`` .. ``queue`` are only present with ``result_extended``.
+    ``reply_to`` is the sending client's reply queue (the task message's
+    ``reply_to``), used by the ``rpc://`` backend only.
     """
 
     task_id: str
@@ -67,6 +69,8 @@ class ResultMeta:
     retries: int | None = None
     queue: str | None = None
     extended: bool = False
+    #: Where a reply-queue backend (``rpc://``) sends it; never stored or encoded.
+    reply_to: str | None = field(default=None, compare=False)
 
 
 def now_iso() -> str:

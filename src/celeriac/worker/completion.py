@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac.app.trace import Outcome
 from celeriac.backends.base import ChordPart, ResultBackend
-from celeriac.canvas import signature_from_dict
+from celeriac.canvas import Plan, signature_from_dict
 from celeriac.errors import ChordError
 from celeriac.protocol import states
 from celeriac.protocol.exceptions import exception_from_wire, exception_to_wire
@@ -59,7 +59,7 @@ class Completion:
             }
         return ResultMeta(
             m.id, status, result, traceback, children, now_iso(),
-            group_id=m.group, parent_id=m.parent_id, **extra,
+            group_id=m.group, parent_id=m.parent_id, reply_to=m.reply_to, **extra,
         )
 
     async def store(self, request: Request, status: str, result: Any,
@@ -188,10 +188,12 @@ class Completion:
         """Send a signature dict as a task, with ``args`` prepended unless immutable."""
         if sig.get("subtask_type"):
             canvas_sig = signature_from_dict(sig, app=self.app)
-            await canvas_sig.aapply_async(
-                args if not sig.get("immutable") else (),
-                parent_id=request.id, root_id=request.message.root_id, **(extra or {}),
-            )
+            plan = Plan()
+            canvas_sig.prepare(plan, args, {}, {
+                "parent_id": request.id, "root_id": request.message.root_id, **(extra or {}),
+            })
+            # Chord sizes go through the worker's backend, connected on this loop.
+            await plan.run_async(self.app, backend=self.backend)
             return
         call_args = tuple(sig.get("args") or ())
         if not sig.get("immutable"):
