@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from celeriac.cli import call, worker
+from celeriac.cli import beat, call, worker
 from celeriac.cli._group import cli
 
 __all__ = ["cli", "main"]
 
-_SUBCOMMANDS = (call, worker)
+_SUBCOMMANDS = (beat, call, worker)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,6 +11,8 @@ from typing import Any
 import click
 
 from celeriac import __version__
+from celeriac.beat.scheduler import Scheduler
+from celeriac.beat.stores import open_store
 from celeriac.cli._group import cli, load_app
 from celeriac.errors import ConfigurationError
 from celeriac.worker.logs import parse_level, setup_logging
@@ -103,13 +105,18 @@ def worker(ctx: click.Context, /, loglevel: str, logfile: str | None, **kw: Any)
         autoscale=_autoscale(kw["autoscale"]), statedb=kw["statedb"],
         optimization=kw["optimization"], send_events=kw["send_events"], beat=kw["beat"],
     )
-    code = asyncio.run(_run(app, options))
+    beat_store = open_store(app) if options.beat else None
+    code = asyncio.run(_run(app, options, beat_store))
     sys.stdout.flush()
     os._exit(code) if code else ctx.exit(0)
 
 
-async def _run(app: Any, options: WorkerOptions) -> int:
-    w = Worker(app, options)
+async def _run(app: Any, options: WorkerOptions, beat_store: Any) -> int:
+    services: list[Any] = []
+    if beat_store is not None:
+        # -B: the beat scheduler runs as one more service in the worker's TaskGroup.
+        services.append(Scheduler(app, beat_store).run)
+    w = Worker(app, options, services=services)
     w.install_signal_handlers()
     click.echo(banner(w), err=True)
     return await w.run()

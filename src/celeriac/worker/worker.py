@@ -18,7 +18,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -102,8 +102,12 @@ class Worker:
     """A running worker (construct, then ``await run()``)."""
 
     def __init__(self, app: App, options: WorkerOptions | None = None,
-                 events: WorkerEvents | None = None) -> None:
+                 events: WorkerEvents | None = None,
+                 services: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()) -> None:
         self.app = app
+        #: Extra coroutines run in the worker's TaskGroup (e.g. the embedded beat for -B);
+        #: started when the worker is ready, cancelled at shutdown.
+        self.services = list(services)
         self.options = opts = options or WorkerOptions()
         s = app.conf.settings
         self.hostname = expand_hostname(opts.hostname)
@@ -172,7 +176,10 @@ class Worker:
             async with asyncio.TaskGroup() as group:
                 consumer_task = group.create_task(self.consumer.run())
                 maintain = group.create_task(self.transport.maintain())
+                extras = [group.create_task(service()) for service in self.services]
                 await self._stop.wait()
+                for extra in extras:
+                    extra.cancel()
                 signals.worker_shutting_down.send(sender=self.hostname, sig="SIGTERM",
                                                   how="Cold" if self._cold else "Warm",
                                                   exitcode=self.exitcode)
