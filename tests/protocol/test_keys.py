@@ -97,6 +97,8 @@ def test_celeriac_keys_are_prefixed() -> None:
         keys.WORKERS_ZSET,
         keys.REVOKED_SET,
         keys.BEAT_LEADER_KEY,
+        keys.REDELIVERED_HASH,
+        keys.wake_channel_prefix(3),
         keys.inflight_key("w1"),
         keys.lease_key("w1"),
         keys.delayed_key("celery"),

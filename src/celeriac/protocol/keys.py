@@ -27,6 +27,7 @@ __all__ = [
     "PIDBOX_EXCHANGE",
     "PIDBOX_REPLY_EXCHANGE",
     "PRIORITY_STEPS",
+    "REDELIVERED_HASH",
     "REVOKED_SET",
     "TASK_META_PREFIX",
     "UNACKED_HASH",
@@ -54,6 +55,7 @@ __all__ = [
     "task_meta_key",
     "topic_channel",
     "topic_pattern",
+    "wake_channel_prefix",
 ]
 
 # -- Celery defaults -----------------------------------------------------------
@@ -214,6 +216,18 @@ WORKERS_ZSET = "celeriac.workers"
 REVOKED_SET = "celeriac.revoked"
 #: lock held by the beat process that is allowed to send.
 BEAT_LEADER_KEY = "celeriac.beat.leader"
+#: hash of ``sha1(element)`` of messages put back on a queue after a delivery,
+#: so the next fetch flags them redelivered (Redis transport).
+REDELIVERED_HASH = "celeriac.redelivered"
+
+
+def wake_channel_prefix(db: int) -> str:
+    """Prefix of the pub/sub channels that wake idle consumers of ``db``'s lists.
+
+    The channel of a list is this prefix plus the list name. The database is
+    part of the name because pub/sub channels are shared by all databases.
+    """
+    return f"{CELERIAC_PREFIX}wake/{db}/"
 
 
 def inflight_key(worker_id: str) -> str:

@@ -83,9 +83,6 @@ _IDLE_POLL_MIN = 0.01
 _MAX_DUE_MOVES = 200
 _MAX_DEAD_CONSUMERS = 50
 _BINDING_CACHE_SECONDS = 5.0
-# celeriac-private key (requested for protocol.keys): sha1 of elements that went
-# back to a queue after a delivery, so the next fetch can flag them redelivered.
-_REDELIVERED = keys.CELERIAC_PREFIX + "redelivered"
 # Exchanges whose type Celery fixes (others are learnt from declare()).
 _KNOWN_EXCHANGES = {
     keys.PIDBOX_EXCHANGE: "fanout",
@@ -108,7 +105,7 @@ class RedisTransport(Transport):
         self._policy = RetryPolicy.from_options(extra)
         self.consumer_id = uuid.uuid4().hex
         self._inflight_key = keys.inflight_key(self.consumer_id)
-        self._wake_prefix = _wake_prefix(self._target.db)
+        self._wake_prefix = keys.wake_channel_prefix(self._target.db)
         self._seq = 0
         self._sync: redis.Redis | None = None
         self._aio: redis.asyncio.Redis | None = None
@@ -348,7 +345,8 @@ class RedisTransport(Transport):
         try:
             raw = await self._script(
                 lua.FETCH,
-                [self._inflight_key, keys.LEASES_ZSET, keys.DELAYED_ZSET, _REDELIVERED, *lists],
+                [self._inflight_key, keys.LEASES_ZSET, keys.DELAYED_ZSET, keys.REDELIVERED_HASH,
+                 *lists],
                 [limit, self.consumer_id, first, self.options.lease_seconds, self._wake_prefix,
                  _MAX_DUE_MOVES],
             )  # fmt: skip
@@ -395,7 +393,7 @@ class RedisTransport(Transport):
 
     async def _requeue(self, tags: Sequence[str], *, mark: bool) -> Any:
         flag = "1" if mark else "0"
-        keys_ = [self._inflight_key, _REDELIVERED]
+        keys_ = [self._inflight_key, keys.REDELIVERED_HASH]
         return await self._script(lua.REQUEUE, keys_, [self._wake_prefix, flag, *tags])
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
@@ -447,7 +445,8 @@ class RedisTransport(Transport):
                 await self._recover_unknown_fetches()
                 restored, _moved = await self._script(
                     lua.MAINTAIN,
-                    [keys.LEASES_ZSET, keys.DELAYED_ZSET, self._inflight_key, _REDELIVERED],
+                    [keys.LEASES_ZSET, keys.DELAYED_ZSET, self._inflight_key,
+                     keys.REDELIVERED_HASH],
                     [self.consumer_id, self.options.lease_seconds, keys.inflight_key(""),
                      self._wake_prefix, _MAX_DEAD_CONSUMERS, _MAX_DUE_MOVES],
                 )  # fmt: skip
@@ -528,12 +527,6 @@ class RedisTransport(Transport):
         else:
             channel = keys.fanout_channel(db, exchange)
             await subscribe_loop(self._async_client(), self._target, [channel], [], "", (), handler)
-
-
-def _wake_prefix(db: int) -> str:
-    # celeriac-private channel names (requested for protocol.keys); the db is
-    # part of the name because pub/sub channels are shared by all databases.
-    return f"celeriac.wake/{db}/"
 
 
 def _tag_of(delivery: Delivery) -> RedisTag:
