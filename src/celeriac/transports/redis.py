@@ -17,7 +17,10 @@ transport is more reliable than kombu's (details: ``docs/decisions-redis.md``):
   fetch order kept). Scripts are atomic, so two restorers cannot duplicate.
 * **ETA in a zset.** Delayed messages wait in a zset scored by due time and are
   moved to the head of their list by whichever worker runs the script first
-  (maintain, or opportunistically any fetch).
+  (maintain, or opportunistically any fetch). With the transport option
+  ``eta_on_queue`` (needed when Celery workers consume the queues) they are
+  pushed onto their queue with their ``eta`` header as Celery does; a celeriac
+  worker then moves each into the zset when it fetches it (:meth:`defer`).
 * **Waking idle consumers.** A fetch that finds nothing waits on pub/sub wake
   channels, one per list, that our pushes publish to when they turn a list
   from empty to non-empty (so a busy queue costs no pub/sub traffic). Celery
@@ -103,6 +106,9 @@ class RedisTransport(Transport):
         extra = self.options.extra
         self._target = parse_redis_url(url, master_name=extra.get("master_name"))
         self._policy = RetryPolicy.from_options(extra)
+        # Celery workers never read the delayed zset: where they consume, ETA
+        # messages must sit on their queue (eta header) as Celery sends them.
+        self._eta_on_queue = bool(extra.get("eta_on_queue", False))
         self.consumer_id = uuid.uuid4().hex
         self._inflight_key = keys.inflight_key(self.consumer_id)
         self._wake_prefix = keys.wake_channel_prefix(self._target.db)
@@ -245,7 +251,7 @@ class RedisTransport(Transport):
                     args += ["s", member, "", "s", member, ""]
                     self._declared.add(queue)
                 list_name = keys.priority_queue(queue, envelope.priority)
-                if eta is not None and eta > now:
+                if eta is not None and eta > now and not self._eta_on_queue:
                     op_keys.append(keys.DELAYED_ZSET)
                     args += ["z", repr(float(eta)), lua.locate(list_name, element)]
                 else:
