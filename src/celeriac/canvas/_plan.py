@@ -53,10 +53,14 @@ class Plan:
         for send in self.sends:
             app.send_task(send.name, send.args, send.kwargs, **send.options)
 
-    async def run_async(self, app: Any) -> None:
-        """Async :meth:`run_sync`, over the app's async clients."""
+    async def run_async(self, app: Any, backend: Any = None) -> None:
+        """Async :meth:`run_sync`, over the app's async clients.
+
+        ``backend`` replaces ``app.backend`` for the chord sizes (a worker passes
+        the backend connected on its own event loop).
+        """
         if self.chord_sizes:
-            backend = self._backend(app)
+            backend = backend if backend is not None else self._backend(app)
             for group_id, size in self.chord_sizes:
                 await backend.set_chord_size(group_id, size)
         for send in self.sends:

@@ -3,36 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from types import ModuleType
 
 import pytest
-from _canvas_workflows import SYNC_CHECKS, TIMEOUT, load_tasks, write_tasks
+from _canvas_workflows import SYNC_CHECKS, TIMEOUT
+from conftest import tasks_with_worker
 
 from celeriac.canvas import chain, chord, group
-from celeriac.testing.worker_thread import run_worker
 
 
 @pytest.fixture(scope="module")
 def tasks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
     directory = tmp_path_factory.mktemp("canvas_sqlite")
     url = f"sqlite:///{directory}/broker.db"
-    old = {k: os.environ.get(k) for k in ("CANVAS_BROKER", "CANVAS_BACKEND")}
-    os.environ["CANVAS_BROKER"] = url
-    os.environ["CANVAS_BACKEND"] = url
-    try:
-        mod = load_tasks(write_tasks(directory), f"canvas_tasks_{uuid.uuid4().hex}")
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    with run_worker(mod.app, pool="threads", concurrency=4):
+    with tasks_with_worker(directory, url, url) as mod:
         yield mod
-    mod.app.close()
 
 
 @pytest.mark.parametrize("check", SYNC_CHECKS, ids=lambda c: c.__name__.removeprefix("check_"))
