@@ -19,6 +19,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, overload
 
 from celeriac import signals
+from celeriac.app.broadcast import abroadcast, broadcast
 from celeriac.app.builtins import register_builtins
 from celeriac.app.producer import Producer
 from celeriac.app.registry import TaskRegistry
@@ -29,10 +30,11 @@ from celeriac.backends.base import BackendOptions, ResultBackend
 from celeriac.backends.registry import backend_for_url
 from celeriac.canvas import set_app_resolver
 from celeriac.config import Config
-from celeriac.errors import AppImportError
+from celeriac.errors import AppImportError, TaskRevokedError
 from celeriac.protocol import states
 from celeriac.protocol.exceptions import exception_to_wire
 from celeriac.protocol.results import ResultMeta, now_iso
+from celeriac.protocol.revoke import revoke_request
 from celeriac.transports.base import Transport, TransportOptions
 from celeriac.transports.registry import transport_for_url
 
@@ -247,16 +249,38 @@ class App:
         result = exception_to_wire(meta) if isinstance(meta, BaseException) else meta
         backend.store_sync(ResultMeta(task_id, state, result, date_done=now_iso()))
 
-    def revoke(self, task_id: str, *, terminate: bool = False, signal: str = "SIGTERM") -> None:
-        """Mark ``task_id`` revoked so no worker runs it (control broadcast added by the facade)."""
+    def revoke(self, task_id: str | Sequence[str], *, terminate: bool = False,
+               signal: str | int = "SIGTERM", destination: Sequence[str] | None = None) -> None:
+        """Revoke one task id (or several) on every worker (Celery's ``control.revoke``).
+
+        The ids are stored REVOKED in the result store and a pidbox ``revoke``
+        request is broadcast: workers discard those messages (now or when they
+        arrive) and, with ``terminate=True``, stop them if running, sending
+        ``signal`` to the prefork child. Workers started with ``--statedb``
+        remember revoked ids across restarts.
+        """
+        ids = [task_id] if isinstance(task_id, str) else list(task_id)
+        self._store_revoked(ids)
+        broadcast(self, revoke_request(ids, terminate=terminate, signal=signal,
+                                       destination=destination))
+
+    async def arevoke(self, task_id: str | Sequence[str], *, terminate: bool = False,
+                      signal: str | int = "SIGTERM",
+                      destination: Sequence[str] | None = None) -> None:
+        """Async :meth:`revoke` (the result store is written off the loop)."""
+        ids = [task_id] if isinstance(task_id, str) else list(task_id)
+        await asyncio.to_thread(self._store_revoked, ids)
+        await abroadcast(self, revoke_request(ids, terminate=terminate, signal=signal,
+                                              destination=destination))
+
+    def _store_revoked(self, ids: Sequence[str]) -> None:
         backend = self.backend
-        if backend is not None:
-            backend.store_sync(ResultMeta(
-                task_id, states.REVOKED,
-                {"exc_type": "TaskRevokedError", "exc_message": ["revoked"],
-                 "exc_module": "celery.exceptions"},
-                children=None, date_done=now_iso(),
-            ))
+        if backend is None:
+            return
+        wire = exception_to_wire(TaskRevokedError("revoked"))
+        for one in ids:
+            backend.store_sync(ResultMeta(one, states.REVOKED, wire, children=None,
+                                          date_done=now_iso()))
 
     # -- configuration --------------------------------------------------------------
     def config_from_object(self, obj: Any, *, namespace: str | None = None,

@@ -14,8 +14,15 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from celeriac import signals
 from celeriac.app.trace import Outcome
-from celeriac.errors import ContentDisallowed, DecodeError, NotRegistered, OperationalError
+from celeriac.errors import (
+    ContentDisallowed,
+    DecodeError,
+    NotRegistered,
+    OperationalError,
+    TaskRevokedError,
+)
 from celeriac.protocol import states
 from celeriac.protocol.exceptions import exception_to_wire
 from celeriac.protocol.message import parse_task_envelope
@@ -146,11 +153,10 @@ class Consumer:
     async def _revoked(self, request: Request, *, expired: bool) -> None:
         reason = "expired" if expired else "revoked"
         logger.info("Discarding %s task: %s[%s]", reason, request.display_name, request.id)
-        from celeriac.errors import TaskRevokedError
-
         await self.completion.store(request, states.REVOKED,
                                     exception_to_wire(TaskRevokedError(reason)), None, None)
         self.worker.events.task_revoked(request, expired=expired)
+        _send_revoked(request, terminated=False, signum=None, expired=expired)
         self._queue_ack(request.delivery)
 
     async def _hold(self, request: Request, eta: float) -> None:
@@ -198,6 +204,11 @@ class Consumer:
             request.started = time.monotonic()
             job = request.to_job(worker.hostname, worker.time_limit, worker.soft_time_limit)
             out = await self.pool.run(job)
+            if out.status != states.REVOKED and worker.state.is_revoked(request.id) and \
+                    _exc_type(out) == "TaskRevokedError":
+                out.status = states.REVOKED  # stopped by revoke(terminate=True)
+            if out.status == states.REVOKED:
+                _send_revoked(request, terminated=True, signum=None, expired=False)
             worker.log_outcome(request, out)
             if out.requeue and out.status != states.REJECTED:
                 # Cold shutdown or a lost child with reject_on_worker_lost: run it again.
@@ -274,8 +285,20 @@ class Consumer:
         return [r for r, _ in self.held.values()]
 
 
+def _exc_type(out: Outcome) -> str | None:
+    value = out.exc_wire.get("exc_type") if out.exc_wire else None
+    return value if isinstance(value, str) else None
+
+
 def _is_worker_lost(out: Outcome) -> bool:
-    return bool(out.exc_wire and out.exc_wire.get("exc_type") == "WorkerLostError")
+    return _exc_type(out) == "WorkerLostError"
+
+
+def _send_revoked(request: Request, *, terminated: bool, signum: int | None,
+                  expired: bool) -> None:
+    if signals.task_revoked.receivers:
+        signals.task_revoked.send(sender=request.task, request=request, terminated=terminated,
+                                  signum=signum, expired=expired)
 
 
 def _reject_on_worker_lost(app: Any, request: Request) -> bool:

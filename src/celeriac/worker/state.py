@@ -33,7 +33,13 @@ class WorkerState:
 
     def revoke(self, task_id: str) -> None:
         """Remember ``task_id`` as revoked."""
-        self.revoked[task_id] = time.time() + self.revoke_expires
+        self.revoke_many([task_id])
+
+    def revoke_many(self, task_ids: list[str]) -> None:
+        """Remember several ids as revoked (one write of ``statedb``)."""
+        until = time.time() + self.revoke_expires
+        for task_id in task_ids:
+            self.revoked[task_id] = until
         self.save()
 
     def is_revoked(self, task_id: str) -> bool:

@@ -33,6 +33,7 @@ from celeriac.worker.events import NoEvents, WorkerEvents
 from celeriac.worker.pools.base import Pool, PoolOptions
 from celeriac.worker.ratelimit import RateLimiter
 from celeriac.worker.request import Request
+from celeriac.worker.revoke import RevokeListener
 from celeriac.worker.state import WorkerState
 
 if TYPE_CHECKING:
@@ -149,6 +150,7 @@ class Worker:
         self.backend = app.new_backend()
         self.completion = Completion(app, self.transport, self.backend, self.hostname)
         self.consumer: Consumer | None = None
+        self.revokes = RevokeListener(self)
         self._stop = asyncio.Event()
         self._cold = False
         self.ready = asyncio.Event()
@@ -169,11 +171,14 @@ class Worker:
                             self.app.conf.settings.task_queue_max_priority) for q in self.queues]
         await self.transport.declare(specs)
         self.consumer = Consumer(self)
-        signals.worker_ready.send(sender=self)
-        logger.info("%s ready.", self.hostname)
-        self.ready.set()
         try:
             async with asyncio.TaskGroup() as group:
+                revokes = group.create_task(self.revokes.run())
+                if not await self.revokes.wait_live():
+                    logger.warning("revoke broadcasts did not reach this worker yet")
+                signals.worker_ready.send(sender=self)
+                logger.info("%s ready.", self.hostname)
+                self.ready.set()
                 consumer_task = group.create_task(self.consumer.run())
                 maintain = group.create_task(self.transport.maintain())
                 extras = [group.create_task(service()) for service in self.services]
@@ -190,6 +195,7 @@ class Worker:
                 await self.consumer.drain()
                 await self.consumer.requeue_held()
                 maintain.cancel()
+                revokes.cancel()
         finally:
             await self._close()
         return self.exitcode
