@@ -40,33 +40,33 @@ def record(*parts):
         f.write(" ".join(str(p) for p in parts) + "\\n")
 
 
-@app.task
+@app.task(name="canvas.add")
 def add(x, y):
     return x + y
 
 
-@app.task
+@app.task(name="canvas.double")
 def double(x):
     return 2 * x
 
 
-@app.task
+@app.task(name="canvas.tsum")
 def tsum(xs, *extra):
     record("tsum", len(xs), sum(xs) + sum(extra))
     return sum(xs) + sum(extra)
 
 
-@app.task
+@app.task(name="canvas.fail")
 def fail(*args):
     raise ValueError("boom")
 
 
-@app.task
+@app.task(name="canvas.on_error")
 def on_error(request, exc, traceback):
     record("errback", request.id, type(exc).__name__)
 
 
-@app.task
+@app.task(name="canvas.on_error_id")
 def on_error_id(task_id):
     record("errback-id", task_id)
 '''
