@@ -37,6 +37,7 @@ __all__ = [
     "DEAD_LETTER_EXCHANGE",
     "DEAD_LETTER_REASON_HEADER",
     "DEATH_HEADER",
+    "RPC_BARRIER_CONTENT_TYPE",
     "RPC_REPLY_EXPIRES_MS",
     "ExchangeFacts",
     "broadcast_queue",
@@ -52,6 +53,9 @@ DEAD_LETTER_EXCHANGE = "celeriac.dlx"
 DEAD_LETTER_REASON_HEADER = "x-celeriac-reason"
 #: Header RabbitMQ adds when it dead-letters a message itself (reason inside).
 DEATH_HEADER = "x-death"
+#: Content type of the marker an rpc client sends to its own reply queue: once it
+#: comes back, every reply queued before it has been received (queues are FIFO).
+RPC_BARRIER_CONTENT_TYPE = "application/x-celeriac-barrier"
 #: Celery's default lifetime of an unused rpc reply queue (``result_expires``, 1 day).
 RPC_REPLY_EXPIRES_MS = 86_400_000
 

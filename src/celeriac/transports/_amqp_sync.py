@@ -35,7 +35,7 @@ from celeriac.transports._amqp_common import (
     lost_error,
 )
 
-__all__ = ["SyncAMQP", "amqp_message", "properties_of"]
+__all__ = ["SyncAMQP", "amqp_message", "open_channel", "properties_of"]
 
 logger = logging.getLogger("celeriac.transports.amqp")
 
@@ -62,6 +62,13 @@ def _declare_exchange(ex: DeclareExchange, channel: Any) -> None:
 def _declare_queue(q: DeclareQueue, channel: Any) -> None:
     channel.queue_declare(q.name, durable=q.durable, exclusive=q.exclusive,
                           auto_delete=q.auto_delete, arguments=q.arguments or None)
+
+
+def open_channel(conn: Any) -> Any:
+    """A new channel on ``conn`` that hands message bodies over as raw bytes."""
+    channel = amqp.Channel(conn, auto_decode=False)
+    channel.open()
+    return channel
 
 
 def amqp_message(envelope: Envelope) -> Any:
@@ -132,7 +139,7 @@ class SyncAMQP:
             conn = self.new_connection()
             self._local.connection = conn
             self._local.declared = set()
-        ch = conn.channel()
+        ch = open_channel(conn)
         self._local.channel = ch
         return ch
 
