@@ -231,7 +231,11 @@ class Consumer:
             if acks_late:
                 if out.status == states.FAILURE and not _ack_on_failure(self.app, request) \
                         and not _is_worker_lost(out):
-                    await self._safe_reject(request.delivery, requeue=True, reason="failed")
+                    # As Celery: rejected without requeue (re-running a failing task
+                    # forever helps nobody); it is set aside in the dead-letter store.
+                    await self._safe_reject(request.delivery, requeue=False, reason=(
+                        f"task failed ({_exc_type(out)}) and task_acks_on_failure_or_timeout "
+                        "is off"))
                 else:
                     self._queue_ack(request.delivery)
         except Exception:
