@@ -57,10 +57,8 @@ def test_only_the_lease_holder_claims_and_each_run_once(store: BeatStore) -> Non
 
 def test_one_leader_at_a_time_and_release_hands_over(store: BeatStore) -> None:
     assert store.acquire("a", 5.0)
-    if isinstance(store, FileStore):
-        second = FileStore(store.path)  # another process would open its own lock
-    else:
-        second = store
+    # another process opens its own lock file
+    second = FileStore(store.path) if isinstance(store, FileStore) else store
     assert not second.acquire("b", 5.0)
     assert store.acquire("a", 5.0)  # renewal
     assert second.claim("e", T0, "b") is Claim.NOT_LEADER
