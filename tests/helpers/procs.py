@@ -1,4 +1,5 @@
-"""Run the real ``celeriac`` CLI in a subprocess and wait on what it logs."""
+"""Run the real ``celeriac`` (or Celery's ``celery``) CLI in a subprocess and wait on
+what it logs."""
 
 from __future__ import annotations
 
@@ -12,10 +13,14 @@ import time
 from pathlib import Path
 
 CELERIAC = str(Path(sys.executable).with_name("celeriac"))
+#: Real Celery's CLI (a test-only dependency), for interoperability tests.
+CELERY = str(Path(sys.executable).with_name("celery"))
 
 
 class CliProcess:
     """A ``celeriac`` subprocess whose stderr/stdout lines are collected as they come."""
+
+    binary = CELERIAC
 
     def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
@@ -24,7 +29,7 @@ class CliProcess:
         ).strip(os.pathsep)
         self.args = args
         self.proc = subprocess.Popen(
-            [CELERIAC, *args], cwd=cwd, env=full_env, stdout=subprocess.PIPE,
+            [self.binary, *args], cwd=cwd, env=full_env, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, bufsize=1,
         )
         self.lines: list[str] = []
@@ -83,6 +88,12 @@ class CliProcess:
         self._reader.join(5)
 
 
+class CeleryProcess(CliProcess):
+    """A real Celery ``celery`` subprocess (same line collection and waits)."""
+
+    binary = CELERY
+
+
 def run_python(code: str, cwd: Path, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     """Run ``python -c code`` in ``cwd`` (the way a user would from a second shell)."""
     env = {**os.environ, "PYTHONPATH": str(cwd)}
@@ -90,7 +101,7 @@ def run_python(code: str, cwd: Path, timeout: float = 60.0) -> subprocess.Comple
                           capture_output=True, timeout=timeout)
 
 
-def wait_until(predicate: "object", timeout: float = 30.0, what: str = "condition") -> None:
+def wait_until(predicate: object, timeout: float = 30.0, what: str = "condition") -> None:
     """Poll ``predicate()`` every 10 ms until true; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not predicate():  # type: ignore[operator]

@@ -1,0 +1,105 @@
+"""Real Celery 5.x and celeriac share Redis queues and results, both directions.
+
+Each test runs a client as a separate Python process (the way a user would)
+using one side's task module; the other side's worker, a real subprocess,
+executes the task: a Celery client with a celeriac worker, and a celeriac
+client with a real ``celery worker``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.helpers.procs import run_python
+from tests.interop._sides import start_celeriac, start_celery
+
+pytestmark = pytest.mark.redis
+
+#: client module -> what runs the task
+DIRECTIONS = {
+    "celery_side": "celeriac worker",
+    "celeriac_side": "celery worker",
+}
+
+
+def client_run(path: Path, client: str, code: str, timeout: float = 60.0) -> object:
+    """Run ``code`` (which sets ``out``) with ``client``'s tasks imported; return ``out``."""
+    script = f"from {client} import *\n{code}\nimport json\nprint(json.dumps(out))\n"
+    done = run_python(script, path, timeout=timeout)
+    assert done.returncode == 0, f"client {client} failed:\n{done.stdout}\n{done.stderr}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_add(interop_dir: Path, client: str) -> None:
+    assert client_run(interop_dir, client, "out = add.delay(2, 3).get(timeout=20)") == 5
+
+
+def test_failure_arrives_as_the_same_exception(
+    interop_dir: Path, client: str
+) -> None:
+    code = """
+out = []
+for task, message in ((fail, "boom from the other side"), (fail_custom, "custom boom")):
+    result = task.delay(message)
+    try:
+        result.get(timeout=20)
+    except Exception as exc:
+        out.append([type(exc).__module__, type(exc).__name__, str(exc), result.state])
+    else:
+        out.append("no exception")
+"""
+    assert client_run(interop_dir, client, code) == [
+        ["builtins", "ValueError", "boom from the other side", "FAILURE"],
+        ["interop_errors", "InteropError", "custom boom", "FAILURE"],
+    ]
+
+
+def test_countdown_and_eta(interop_dir: Path, client: str) -> None:
+    code = """
+import time
+from datetime import datetime, timedelta, timezone
+sent = time.time()
+by_countdown = stamp.apply_async(countdown=2)
+by_eta = stamp.apply_async(eta=datetime.now(timezone.utc) + timedelta(seconds=1.5))
+out = [sent, by_countdown.get(timeout=30), by_eta.get(timeout=30)]
+"""
+    sent, ran_countdown, ran_eta = client_run(interop_dir, client, code)  # type: ignore[misc]
+    # Same machine, same clock; ETAs travel as ISO strings with microseconds.
+    assert ran_countdown >= sent + 2.0 - 0.01
+    assert ran_eta >= sent + 1.5 - 0.01
+    assert ran_countdown - sent < 15
+
+
+def test_priority_is_honoured(interop_dir: Path, interop_url: str, client: str) -> None:
+    # Messages are queued before the worker starts, so the order it runs them in is the
+    # broker's priority order (on Redis a lower number is served first, as in Celery).
+    queue = f"interop-prio-{client}"
+    key = f"interop:order:{client}:{time.monotonic_ns()}"
+    code = f"""
+lows = [record.apply_async(({key!r}, f"low{{i}}"), priority=9, queue={queue!r})
+        for i in range(5)]
+mid = record.apply_async(({key!r}, "mid"), priority=5, queue={queue!r})
+high = record.apply_async(({key!r}, "high"), priority=0, queue={queue!r})
+out = [r.id for r in [*lows, mid, high]]
+"""
+    ids = client_run(interop_dir, client, code)
+    assert isinstance(ids, list) and len(ids) == 7
+    start = start_celeriac if client == "celery_side" else start_celery
+    worker = start(interop_dir, queue, "-P", "solo")
+    try:
+        got = client_run(interop_dir, client,
+                         f"out = [app.AsyncResult(i).get(timeout=30) for i in {ids!r}]")
+    finally:
+        worker.stop()
+    assert sorted(got) == sorted(["high", "mid"] + [f"low{i}" for i in range(5)])  # type: ignore[arg-type]
+    server = redis.Redis.from_url(interop_url)
+    try:
+        order = [item.decode() for item in server.lrange(key, 0, -1)]
+    finally:
+        server.close()
+    assert order == ["high", "mid", *[f"low{i}" for i in range(5)]], DIRECTIONS[client]
