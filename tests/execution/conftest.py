@@ -10,6 +10,7 @@ embedded default (SQLite) and Redis, so each case runs through a real
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -118,8 +119,16 @@ def make_project(tmp_path: Path, broker: str) -> Iterator[Callable[[str], Projec
         return project
 
     yield make
+    procs = [proc for project in made for proc in project.workers]
+    for proc in procs:  # all at once: they shut down in parallel
+        if proc.proc.poll() is None:
+            proc.signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.proc.kill()
+            proc.wait(5)
     for project in made:
-        for proc in project.workers:
-            proc.stop()
         if project._client is not None:
             project._client.close()
