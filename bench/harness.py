@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from procs import WorkerProcess, run_client, tree_pss_mib, wait_until
+
+from bench.procs import WorkerProcess, run_client, tree_pss_mib, wait_until
 
 REDIS = "redis://127.0.0.1:6379"
 AMQP = "amqp://guest:guest@127.0.0.1:5672//"

@@ -24,9 +24,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import harness as h
-import limits
-import report
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import harness as h
+from bench import limits, report
 
 HERE = Path(__file__).resolve().parent
 

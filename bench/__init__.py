@@ -1,0 +1,1 @@
+"""celeriac vs Celery benchmarks (``python bench/run.py``); see ``bench/run.py``."""
