@@ -174,6 +174,11 @@ class Router:
             # Explicit exchange + key: the broker routes by binding; name the queue
             # after the key for transports that only have queues.
             queue = routing_key
+        elif queue is None and routing_key is not None:
+            # A key alone (``apply_async(routing_key='for_task_A')``): the declared
+            # queue bound with that key, else the default queue.
+            queue = next((q.name for q in self.queues.values()
+                          if getattr(q, "routing_key", None) == routing_key), None)
         queue = queue or self.default_queue
         declared = self.queues.get(queue)
         if declared is not None and exchange is None:
