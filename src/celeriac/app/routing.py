@@ -76,7 +76,8 @@ def _load_routers(routes: Any) -> list[RouterFunc]:
             out.extend(_load_routers(item))
         return out
     raise ConfigurationError(
-        f"task_routes must be a dict, a router function or a list of them, got {type(routes).__name__}"
+        "task_routes must be a dict, a router function or a list of them, "
+        f"got {type(routes).__name__}"
     )
 
 
@@ -154,8 +155,9 @@ class Router:
                     q = route["queue"]
                     route["queue"] = q.name
                     route.setdefault("routing_key", getattr(q, "routing_key", None))
-                    route.setdefault("exchange", getattr(getattr(q, "exchange", None), "name", None))
-                if isinstance(route.get("exchange"), object) and hasattr(route.get("exchange"), "name"):
+                    route.setdefault("exchange",
+                                     getattr(getattr(q, "exchange", None), "name", None))
+                if hasattr(route.get("exchange"), "name"):
                     route["exchange"] = route["exchange"].name
                 return route
             if hasattr(found, "name"):
