@@ -10,6 +10,7 @@ Nothing connects until the first send or read.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import os
 import socket
@@ -416,7 +417,12 @@ class App:
         url = self.conf.settings.effective_result_backend()
         if not url:
             return None
-        return backend_for_url(url, self.backend_options())
+        options = self.backend_options()
+        if url.partition("://")[0].lower() == "rpc":
+            # Replies travel over the broker to this app's reply queue (its tasks' reply_to).
+            extra = {"broker_url": self.conf.settings.effective_broker_url(), "oid": self.oid}
+            options = dataclasses.replace(options, extra={**extra, **options.extra})
+        return backend_for_url(url, options)
 
     @property
     def backend(self) -> ResultBackend | None:
