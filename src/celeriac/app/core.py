@@ -16,6 +16,7 @@ import os
 import socket
 import threading
 import uuid
+import weakref
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, overload
 
@@ -101,8 +102,13 @@ class App:
         self._router: Router | None = None
         self._router_key: Any = None
         self._transport: Transport | None = None
-        self._atransport: Transport | None = None
-        self._atransport_loop: asyncio.AbstractEventLoop | None = None
+        # Async clients are bound to the event loop that made them: one per loop.
+        self._atransports: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Transport] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._abackends: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, ResultBackend
+        ] = weakref.WeakKeyDictionary()
         self._backend: ResultBackend | None = None
         self._backend_resolved = False
         self._lock = threading.Lock()
@@ -406,11 +412,24 @@ class App:
     async def atransport(self) -> Transport:
         """The connected transport used by async sends on the running loop."""
         loop = asyncio.get_running_loop()
-        if self._atransport is None or self._atransport_loop is not loop:
+        transport = self._atransports.get(loop)
+        if transport is None:
             transport = self.new_transport()
             await transport.connect()
-            self._atransport, self._atransport_loop = transport, loop
-        return self._atransport
+            self._atransports[loop] = transport
+        return transport
+
+    async def abackend(self) -> ResultBackend | None:
+        """The connected result backend for async reads on the running loop."""
+        loop = asyncio.get_running_loop()
+        backend = self._abackends.get(loop)
+        if backend is None:
+            backend = self.new_backend()
+            if backend is None:
+                return None
+            await backend.connect()
+            self._abackends[loop] = backend
+        return backend
 
     def new_backend(self) -> ResultBackend | None:
         """A fresh result backend, or ``None`` when results are disabled."""
@@ -441,8 +460,8 @@ class App:
         ones open lazily on first use in the child.
         """
         self._transport = None
-        self._atransport = None
-        self._atransport_loop = None
+        self._atransports = weakref.WeakKeyDictionary()
+        self._abackends = weakref.WeakKeyDictionary()
         self._backend = None
         self._backend_resolved = False
         self._producer = None
@@ -459,9 +478,13 @@ class App:
 
     async def aclose(self) -> None:
         """Close the async connections this app opened on the running loop."""
-        if self._atransport is not None:
-            await self._atransport.close()
-            self._atransport = None
+        loop = asyncio.get_running_loop()
+        transport = self._atransports.pop(loop, None)
+        if transport is not None:
+            await transport.close()
+        backend = self._abackends.pop(loop, None)
+        if backend is not None:
+            await backend.close()
 
 
 class _TaskDecorator:

@@ -194,7 +194,10 @@ class AsyncResult(Generic[R]):
         """Async :meth:`get`: waits without blocking the event loop."""
         if self._meta is not None:
             return self._outcome(self._meta, propagate)
-        meta = self._cache(await self.backend.wait(self.id, timeout))
+        backend = self._backend if self._backend is not None else await self.app.abackend()
+        if backend is None:
+            backend = self.backend  # raises the "no result backend" error
+        meta = self._cache(await backend.wait(self.id, timeout))
         return self._outcome(meta, propagate)
 
     def __await__(self) -> Generator[Any, None, R]:
