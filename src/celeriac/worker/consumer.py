@@ -147,7 +147,8 @@ class Consumer:
         backend = self.completion.backend
         if task_id and backend is not None:
             await backend.store(ResultMeta(str(task_id), states.FAILURE, exception_to_wire(exc),
-                                           f"{type(exc).__name__}: {exc}", [], now_iso()))
+                                           f"{type(exc).__name__}: {exc}", [], now_iso(),
+                                           reply_to=env.reply_to))
         await self._safe_reject(delivery, requeue=False, reason=str(exc))
 
     async def _revoked(self, request: Request, *, expired: bool) -> None:
