@@ -11,7 +11,7 @@ from celeriac.errors import (
     SoftTimeLimitExceeded,
     TaskRevokedError,
     TimeLimitExceeded,
-    TimeoutError,
+    TimeoutError,  # noqa: A004 - Celery's name
     WorkerLostError,
 )
 

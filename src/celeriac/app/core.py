@@ -154,7 +154,7 @@ class App:
         opts = dict(options)
         base = opts.pop("base", None) or self.task_cls
         name = opts.get("name") or f"{fun.__module__}.{fun.__name__}"
-        existing = self.tasks.get(name)
+        existing: Task[Any, Any] | None = self.tasks.get(name)
         if existing is not None and existing.run is fun:
             return existing
         task: Task[Any, Any] = base(self, fun, **opts)

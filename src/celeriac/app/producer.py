@@ -22,6 +22,8 @@ from celeriac.app.queues import queue_spec
 from celeriac.errors import OperationalError
 from celeriac.protocol.envelope import Envelope
 from celeriac.protocol.message import TaskMessage, build_task_envelope, new_task_id
+from celeriac.protocol.priority import to_redis
+from celeriac.transports.registry import transport_class
 
 if TYPE_CHECKING:
     from celeriac.app.core import App
@@ -85,6 +87,8 @@ class Producer:
     def __init__(self, app: App) -> None:
         self.app = app
         self._declared: set[str] = set()
+        self._order_url: str | None = None
+        self._order_low_first = False
 
     def build(
         self,
@@ -124,6 +128,8 @@ class Producer:
         priority = route.priority
         if priority is None:
             priority = settings.task_default_priority
+        if priority is not None and self._low_first():
+            priority = to_redis(priority)
         headers = options.get("headers") or {}
         message = TaskMessage(
             task=name,
@@ -305,6 +311,13 @@ class Producer:
                 self._after_publish(out)
 
     # -- helpers ----------------------------------------------------------------
+    def _low_first(self) -> bool:
+        url = self.app.conf.settings.effective_broker_url()
+        if self._order_url != url:
+            self._order_url = url
+            self._order_low_first = transport_class(url).priority_low_first
+        return self._order_low_first
+
     def _spec(self, queue: str) -> Any:
         settings = self.app.conf.settings
         declared = self.app.router.queues.get(queue)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from celeriac.errors import ImproperlyConfigured, TaskRevokedError, TimeoutError
+from celeriac.errors import ImproperlyConfigured, TaskRevokedError, TimeoutError  # noqa: A004
 from celeriac.protocol import states
 from celeriac.protocol.exceptions import exception_from_wire
 from celeriac.protocol.results import ResultMeta
@@ -393,7 +393,9 @@ class GroupResult(ResultSet):
 class EagerResult(AsyncResult[R]):
     """The outcome of a task run in this process (``apply`` / ``task_always_eager``)."""
 
-    def __init__(self, id: str, meta: ResultMeta, app: App, exc: BaseException | None = None) -> None:  # noqa: A002
+    def __init__(
+        self, id: str, meta: ResultMeta, app: App, exc: BaseException | None = None  # noqa: A002
+    ) -> None:
         super().__init__(id, app)
         self._meta = meta
         self._exc = exc

@@ -169,7 +169,7 @@ class Task(Generic[P, R]):
         kwargs = dict(kwargs or {})
         self.check_arguments(args, kwargs)
         if self.app.conf.settings.task_always_eager:
-            return self.apply(args, kwargs, **options)  # type: ignore[return-value]
+            return self.apply(args, kwargs, **options)
         return self.app.send_task(self.name, args, kwargs, task=self, **options)
 
     async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
@@ -187,7 +187,7 @@ class Task(Generic[P, R]):
         kwargs = dict(kwargs or {})
         self.check_arguments(args, kwargs)
         if self.app.conf.settings.task_always_eager:
-            return self.apply(args, kwargs, **options)  # type: ignore[return-value]
+            return self.apply(args, kwargs, **options)
         return await self.app.asend_task(self.name, args, kwargs, task=self, **options)
 
     def delay_many(
@@ -322,7 +322,7 @@ class Task(Generic[P, R]):
     def backoff_countdown(self, retries: int) -> float:
         """Seconds to wait before retry number ``retries + 1`` under ``retry_backoff``."""
         factor = 1.0 if self.retry_backoff is True else float(self.retry_backoff)
-        countdown = min(self.retry_backoff_max, factor * (2**retries))
+        countdown = float(min(self.retry_backoff_max, factor * (2**retries)))
         if self.retry_jitter:
             countdown = random.uniform(0, countdown)
         return countdown

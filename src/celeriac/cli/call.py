@@ -27,7 +27,8 @@ def _json(value: str | None, what: str, default: Any) -> Any:
 @click.option("-k", "--kwargs", "kwargs_json", default=None, help="JSON object.")
 @click.option("--countdown", type=float, default=None)
 @click.option("--queue", default=None)
-@click.option("--wait", type=float, default=None, help="Wait this long for the result and print it.")
+@click.option("--wait", type=float, default=None,
+              help="Wait this long for the result and print it.")
 @click.pass_context
 def call(ctx: click.Context, name: str, args_json: str | None, kwargs_json: str | None,
          countdown: float | None, queue: str | None, wait: float | None) -> None:

@@ -40,7 +40,7 @@ def run_worker(app: App, *, pool: str = "threads", concurrency: int = 2,
     def target() -> None:
         try:
             asyncio.run(main())
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+        except BaseException as exc:  # handed to the caller
             box["error"] = exc
         finally:
             started.set()

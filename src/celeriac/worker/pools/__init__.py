@@ -1,1 +1,1 @@
-"""Execution pools (solo, threads, asyncio, prefork) behind :class:`~celeriac.worker.pools.base.Pool`."""
+"""Execution pools (solo, threads, asyncio, prefork) behind ``pools.base.Pool``."""
