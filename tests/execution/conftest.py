@@ -2,9 +2,10 @@
 
 Every test module defines its own ``TASKS`` source; :func:`make_project` writes
 it as ``tasks.py`` into a temp dir whose app reads its broker from the
-``BROKER_URL`` environment variable. ``broker`` is parametrized over the
-embedded default (SQLite) and Redis, so each case runs through a real
-``celeriac`` worker process on both.
+``BROKER_URL``/``BACKEND_URL`` environment variables. Each test runs through
+real ``celeriac`` worker processes on the embedded default (SQLite) and on
+Redis, and also on RabbitMQ (a fresh vhost, results in Redis) when its module
+lists ``"amqp"`` in ``BROKERS`` (the bullets that concern the broker).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ _TESTS = str(Path(__file__).resolve().parents[1])
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
-from _servers import redis_db  # noqa: E402
+from _servers import ensure_rabbitmq, rabbitmq_vhost_lease, redis_db  # noqa: E402
 from celeriac import Celery  # noqa: E402
 from tests.helpers.procs import CliProcess  # noqa: E402
 
@@ -35,7 +36,7 @@ HEADER = '''
 import os
 from celeriac import Celery
 
-app = Celery("tasks", broker=os.environ["BROKER_URL"], backend=os.environ["BROKER_URL"])
+app = Celery("tasks", broker=os.environ["BROKER_URL"], backend=os.environ["BACKEND_URL"])
 app.conf.broker_transport_options = {"lease_seconds": float(os.environ.get("LEASE", "30"))}
 '''
 
@@ -47,12 +48,13 @@ class Project:
     path: Path
     broker_url: str
     kind: str
+    backend_url: str
     workers: list[CliProcess] = field(default_factory=list)
     _client: Celery | None = None
 
     @property
     def env(self) -> dict[str, str]:
-        return {"BROKER_URL": self.broker_url}
+        return {"BROKER_URL": self.broker_url, "BACKEND_URL": self.backend_url}
 
     def worker(self, *extra: str, env: dict[str, str] | None = None, ready: bool = True,
                app: str = "tasks") -> CliProcess:
@@ -68,7 +70,7 @@ class Project:
     def client(self) -> Celery:
         """An app in the test process on the same broker and result store."""
         if self._client is None:
-            self._client = Celery("client", broker=self.broker_url, backend=self.broker_url,
+            self._client = Celery("client", broker=self.broker_url, backend=self.backend_url,
                                   set_as_current=False)
         return self._client
 
@@ -90,11 +92,14 @@ class Project:
         return path.read_text().splitlines() if path.exists() else []
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def broker(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A broker (and result store) URL: an SQLite file in the temp dir, or a flushed Redis db."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/broker.db"
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run each test on the brokers its module lists in ``BROKERS`` (default SQLite, Redis)."""
+    if "broker_kind" in metafunc.fixturenames:
+        kinds = getattr(metafunc.module, "BROKERS", ("sqlite", "redis"))
+        metafunc.parametrize("broker_kind", kinds)
+
+
+def _flushed_redis(request: pytest.FixtureRequest) -> str:
     db = request.getfixturevalue("redis_db")
     import redis
 
@@ -107,14 +112,34 @@ def broker(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def make_project(tmp_path: Path, broker: str) -> Iterator[Callable[[str], Project]]:
+def broker(request: pytest.FixtureRequest, tmp_path: Path, broker_kind: str) -> Iterator[str]:
+    """A broker URL: an SQLite file in the temp dir, a flushed Redis db, a fresh RabbitMQ vhost."""
+    if broker_kind == "sqlite":
+        yield f"sqlite:///{tmp_path}/broker.db"
+    elif broker_kind == "redis":
+        yield _flushed_redis(request)
+    else:
+        ensure_rabbitmq()
+        with rabbitmq_vhost_lease() as vhost:
+            yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest, broker: str) -> str:
+    """The result store: the broker itself, or Redis when the broker is RabbitMQ."""
+    return _flushed_redis(request) if broker.startswith("amqp") else broker
+
+
+@pytest.fixture
+def make_project(tmp_path: Path, broker: str,
+                 backend: str) -> Iterator[Callable[..., Project]]:
     """Write ``HEADER + source`` as ``tasks.py``; workers are stopped at teardown."""
     made: list[Project] = []
 
     def make(source: str, header: str = HEADER) -> Project:
         (tmp_path / "tasks.py").write_text(textwrap.dedent(header) + textwrap.dedent(source))
-        kind = "redis" if broker.startswith("redis") else "sqlite"
-        project = Project(tmp_path, broker, kind)
+        kind = broker.partition(":")[0]
+        project = Project(tmp_path, broker, kind, backend)
         made.append(project)
         return project
 

@@ -12,6 +12,8 @@ from celeriac.errors import WorkerLostError
 from tests.execution.conftest import Project
 from tests.helpers.procs import wait_until
 
+BROKERS = ("sqlite", "redis", "amqp")
+
 TASKS = '''
 import signal, time
 

@@ -11,6 +11,8 @@ import pytest
 from tests.execution.conftest import Project
 from tests.helpers.procs import wait_until
 
+BROKERS = ("sqlite", "redis", "amqp")
+
 TASKS = '''
 import time
 from celeriac import signals

@@ -11,6 +11,8 @@ import pytest
 from celeriac import Celery
 from tests.execution.conftest import HEADER, Project
 
+BROKERS = ("sqlite", "redis", "amqp")
+
 # The seeds' example, as written (only the import of Queue/Exchange chosen by env).
 SEED_CONFIG = '''
 import os
@@ -20,7 +22,7 @@ else:
     from celeriac import Queue, Exchange
 
 BROKER_URL = os.environ["BROKER_URL"]
-CELERY_RESULT_BACKEND = os.environ["BROKER_URL"]
+CELERY_RESULT_BACKEND = os.environ["BACKEND_URL"]
 
 CELERY_QUEUES = (
 Queue('default', Exchange('default'), routing_key='default'),

@@ -110,6 +110,9 @@ class Transport(abc.ABC):
     supports_delayed: ClassVar[bool] = False
     #: Messages carry a priority the broker orders by.
     supports_priority: ClassVar[bool] = False
+    #: The broker serves *lower* numbers first (kombu's Redis); producers invert
+    #: celeriac's priority for it (see ``celeriac.protocol.priority``).
+    priority_low_first: ClassVar[bool] = False
 
     def __init__(self, url: str, options: TransportOptions | None = None) -> None:
         self.url = url

@@ -100,6 +100,7 @@ class RedisTransport(Transport):
     schemes = ("redis", "rediss", "redis+socket", "unix", "sentinel")
     supports_delayed = True
     supports_priority = True
+    priority_low_first = True
 
     def __init__(self, url: str, options: TransportOptions | None = None) -> None:
         super().__init__(url, options)
