@@ -23,6 +23,7 @@ from celeriac.protocol.exceptions import exception_from_wire, exception_to_wire
 from celeriac.protocol.message import build_task_envelope, new_task_id
 from celeriac.protocol.results import ResultMeta, now_iso
 from celeriac.transports.base import Transport
+from celeriac.worker._batching import StoreBatcher
 from celeriac.worker.request import Request
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ class Completion:
         self.transport = transport
         self.backend = backend
         self.hostname = hostname
+        # Results of tasks that finish in the same loop turn go out in one call.
+        self._stores = StoreBatcher(backend) if backend is not None else None
         settings = app.conf.settings
         self.extended = bool(settings.result_extended)
         self.store_errors_even_if_ignored = bool(settings.task_store_errors_even_if_ignored)
@@ -65,14 +68,14 @@ class Completion:
     async def store(self, request: Request, status: str, result: Any,
                     traceback: str | None = None, children: list[Any] | None = None) -> None:
         """Write a state for ``request`` unless results are ignored for it."""
-        if self.backend is None:
+        if self._stores is None:
             return
         ignored = request.message.ignore_result or bool(
             getattr(request.task, "ignore_result", False)
         )
         if ignored and not (status == states.FAILURE and self.store_errors_even_if_ignored):
             return
-        await self.backend.store(self._meta(request, status, result, traceback,
+        await self._stores.store(self._meta(request, status, result, traceback,
                                             children if children is not None else []))
 
     # -- the outcome --------------------------------------------------------------
