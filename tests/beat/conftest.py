@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 
-_TESTS = str(Path(__file__).resolve().parents[1])
-if _TESTS not in sys.path:
-    sys.path.insert(0, _TESTS)
-
-from _servers import redis_db, redis_url  # noqa: E402
+from tests._servers import redis_db, redis_url
 
 __all__ = ["FakeClock", "redis_db", "redis_url"]
 

@@ -71,13 +71,21 @@ async def queued(app: Celery) -> list[Any]:
 
 
 async def test_seed_003_schedule_in_asia_shanghai_sends_at_exact_instants() -> None:
-    app = make_app(timezone="Asia/Shanghai", beat_schedule={
-        "add-every-morning": {"task": "tasks.add", "schedule": crontab(hour=7, minute=30),
-                              "args": (16, 16)},
-        "clean-db-weekly": {"task": "tasks.clean_database",
-                            "schedule": crontab(0, 0, day_of_week="sunday")},
-        "send-report-every-hour": {"task": "tasks.send_report", "schedule": 3600.0},
-    })
+    app = make_app(
+        timezone="Asia/Shanghai",
+        beat_schedule={
+            "add-every-morning": {
+                "task": "tasks.add",
+                "schedule": crontab(hour=7, minute=30),
+                "args": (16, 16),
+            },
+            "clean-db-weekly": {
+                "task": "tasks.clean_database",
+                "schedule": crontab(0, 0, day_of_week="sunday"),
+            },
+            "send-report-every-hour": {"task": "tasks.send_report", "schedule": 3600.0},
+        },
+    )
     # Monday 2024-01-01 08:00 in Shanghai
     start = datetime(2024, 1, 1, 0, 0, tzinfo=UTC)
     clock = FakeClock(start)
@@ -100,12 +108,18 @@ async def test_seed_003_schedule_in_asia_shanghai_sends_at_exact_instants() -> N
 
 async def test_seed_002_monday_morning_crontab_through_old_setting_names() -> None:
     app = make_app()
-    app.conf.update({
-        "CELERY_TIMEZONE": "Asia/Shanghai",
-        "CELERYBEAT_SCHEDULE": {"add-every-monday-morning": {
-            "task": "tasks.add", "schedule": crontab(hour=7, minute=30, day_of_week=1),
-            "args": (16, 16)}},
-    })
+    app.conf.update(
+        {
+            "CELERY_TIMEZONE": "Asia/Shanghai",
+            "CELERYBEAT_SCHEDULE": {
+                "add-every-monday-morning": {
+                    "task": "tasks.add",
+                    "schedule": crontab(hour=7, minute=30, day_of_week=1),
+                    "args": (16, 16),
+                }
+            },
+        }
+    )
     start = datetime(2024, 1, 1, 0, 0, tzinfo=UTC)  # Monday 08:00 Shanghai: just missed
     clock = FakeClock(start)
     sched = Recording(app, MemoryStore(), clock, max_interval=86400, refresh_interval=86400)
@@ -116,17 +130,22 @@ async def test_seed_002_monday_morning_crontab_through_old_setting_names() -> No
 
 
 async def test_daily_crontab_across_european_dst_runs_once_each_day() -> None:
-    app = make_app(timezone="Europe/Berlin", beat_schedule={
-        "nightly": {"task": "t", "schedule": crontab(minute=30, hour=2)},
-    })
+    app = make_app(
+        timezone="Europe/Berlin",
+        beat_schedule={
+            "nightly": {"task": "t", "schedule": crontab(minute=30, hour=2)},
+        },
+    )
     start = datetime(2024, 3, 29, tzinfo=UTC)
     clock = FakeClock(start)
     sched = Recording(app, MemoryStore(), clock, max_interval=3600, refresh_interval=3600)
     await run_until(sched, clock, start + timedelta(days=4))
     # 02:30 CET on the 29th and 30th; 02:30 does not exist on the 31st: 03:00 CEST; then CEST
     assert sched.times("nightly") == [
-        datetime(2024, 3, 29, 1, 30, tzinfo=UTC), datetime(2024, 3, 30, 1, 30, tzinfo=UTC),
-        datetime(2024, 3, 31, 1, 0, tzinfo=UTC), datetime(2024, 4, 1, 0, 30, tzinfo=UTC),
+        datetime(2024, 3, 29, 1, 30, tzinfo=UTC),
+        datetime(2024, 3, 30, 1, 30, tzinfo=UTC),
+        datetime(2024, 3, 31, 1, 0, tzinfo=UTC),
+        datetime(2024, 4, 1, 0, 30, tzinfo=UTC),
     ]
 
 
@@ -211,8 +230,9 @@ async def test_two_schedulers_on_one_store_send_each_run_once() -> None:
     t0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
     clocks = [FakeClock(t0), FakeClock(t0)]
     scheds = [Recording(app, store, clock) for clock in clocks]
-    await asyncio.gather(*(run_until(s, c, t0 + timedelta(seconds=55)) for s, c in
-                           zip(scheds, clocks, strict=True)))
+    await asyncio.gather(
+        *(run_until(s, c, t0 + timedelta(seconds=55)) for s, c in zip(scheds, clocks, strict=True))
+    )
     sent = [due for s in scheds for _, due, _ in s.log]
     assert sorted(sent) == [t0 + timedelta(seconds=10 * i) for i in range(6)]
     assert [len(s.log) for s in scheds].count(0) == 1

@@ -24,7 +24,7 @@ from celeriac.beat.scheduler import run_id
 from celeriac.beat.stores import store_namespace
 from tests.helpers.procs import CliProcess, wait_until
 
-TASKS = '''
+TASKS = """
 import os
 from datetime import timedelta
 from celeriac import Celery
@@ -39,7 +39,7 @@ app.conf.beat_lease_seconds = 2.0
 def tick(self):
     with open("runs.log", "a") as fh:
         fh.write(self.request.id + "\\n")
-'''
+"""
 
 LEASE = 2.0
 DUE = re.compile(r"beat: run of tick due (\S+) has task id (\S+)")
@@ -72,10 +72,10 @@ def test_three_beats_leader_killed_twice_every_run_sent_exactly_once(
 ) -> None:
     (tmp_path / "leaders.py").write_text(textwrap.dedent(TASKS))
     env = {"BEAT_REDIS_URL": redis_url}
-    worker = CliProcess(["-A", "leaders", "worker", "-l", "INFO", "-P", "threads", "-c", "4"],
-                        tmp_path, env)
-    beats = [CliProcess(["-A", "leaders", "beat", "-l", "DEBUG"], tmp_path, env)
-             for _ in range(3)]
+    worker = CliProcess(
+        ["-A", "leaders", "worker", "-l", "INFO", "-P", "threads", "-c", "4"], tmp_path, env
+    )
+    beats = [CliProcess(["-A", "leaders", "beat", "-l", "DEBUG"], tmp_path, env) for _ in range(3)]
     killed: list[CliProcess] = []
     try:
         worker.wait_for(r"ready\.")
@@ -98,8 +98,12 @@ def test_three_beats_leader_killed_twice_every_run_sent_exactly_once(
             beat.stop()
     assert len(killed) == 2 and len({id(k) for k in killed}) == 2
     sent = [(m.group(1), m.group(2)) for b in beats for ln in b.lines if (m := DUE.search(ln))]
-    sends = sum(1 for b in beats for ln in b.lines
-                if "Scheduler: Sending due task tick (leaders.tick)" in ln)
+    sends = sum(
+        1
+        for b in beats
+        for ln in b.lines
+        if "Scheduler: Sending due task tick (leaders.tick)" in ln
+    )
     assert sends == len(sent)
     try:
         wait_until(lambda: _count(tmp_path) >= len(sent), timeout=30, what="every run executed")
@@ -111,8 +115,9 @@ def test_three_beats_leader_killed_twice_every_run_sent_exactly_once(
     assert len(set(dues)) == len(dues)
     assert sorted(executed) == sorted(task_id for _, task_id in sent)
     namespace = store_namespace("leaders")
-    assert all(task_id == run_id(namespace, "tick", datetime.fromisoformat(due))
-               for due, task_id in sent)
+    assert all(
+        task_id == run_id(namespace, "tick", datetime.fromisoformat(due)) for due, task_id in sent
+    )
     # on the 1 s grid, with holes only where a leader died
     steps = [b - a for a, b in pairwise(dues)]
     assert all(step % timedelta(seconds=1) == timedelta(0) for step in steps), steps
@@ -120,7 +125,8 @@ def test_three_beats_leader_killed_twice_every_run_sent_exactly_once(
     assert len(holes) <= 2, steps
     assert all(hole <= timedelta(seconds=LEASE + LEASE / 3 + 2) for hole in holes), steps
     assert len(dues) >= (dues[-1] - dues[0]).total_seconds() + 1 - sum(
-        (h.total_seconds() - 1 for h in holes), 0.0)
+        (h.total_seconds() - 1 for h in holes), 0.0
+    )
     assert len(dues) >= elapsed - 2 * (LEASE + LEASE / 3 + 2)
 
 
@@ -134,8 +140,11 @@ def _await_runs(leader: CliProcess, path: Path, more: int) -> None:
     assert match is not None
     task_id = match.group(2)
     log = path / "runs.log"
-    wait_until(lambda: log.exists() and task_id in log.read_text(), timeout=10,
-               what=f"run {task_id} executed")
+    wait_until(
+        lambda: log.exists() and task_id in log.read_text(),
+        timeout=10,
+        what=f"run {task_id} executed",
+    )
 
 
 def _count(path: Path) -> int:

@@ -16,7 +16,7 @@ import pytest
 
 from tests.helpers.procs import CliProcess, run_python, wait_until
 
-TASKS = '''
+TASKS = """
 from datetime import timedelta
 from celeriac import Celery
 
@@ -38,7 +38,7 @@ def add(self, x, y):
     with open("runs.log", "a") as fh:
         fh.write(f"{self.request.id} {x + y}\\n")
     return x + y
-'''
+"""
 
 SENT = r"Scheduler: Sending due task add-every-30-seconds \(tasks\.add\)"
 
@@ -59,8 +59,9 @@ def sends(proc: CliProcess, pattern: str = SENT) -> int:
 
 
 def test_seed_timedelta_schedule_through_beat_and_worker(project: Path) -> None:
-    worker = CliProcess(["-A", "tasks", "worker", "-l", "INFO", "-P", "threads", "-c", "2"],
-                        project)
+    worker = CliProcess(
+        ["-A", "tasks", "worker", "-l", "INFO", "-P", "threads", "-c", "2"], project
+    )
     beat = CliProcess(["-A", "tasks", "beat", "-l", "INFO"], project)
     try:
         worker.wait_for(r"ready\.")
@@ -85,8 +86,11 @@ def test_seed_timedelta_schedule_through_beat_and_worker(project: Path) -> None:
         worker.stop()
     listing = CliProcess(["-A", "tasks", "beat", "list"], project)
     assert listing.wait(30) == 0
-    assert re.search(r"add-every-30-seconds: tasks\.add <freq: 1\.00 second Asia/Shanghai> "
-                     r"args=\[16, 16\] last run: 20", listing.output), listing.output
+    assert re.search(
+        r"add-every-30-seconds: tasks\.add <freq: 1\.00 second Asia/Shanghai> "
+        r"args=\[16, 16\] last run: 20",
+        listing.output,
+    ), listing.output
 
 
 def test_worker_with_embedded_beat_runs_the_schedule(project: Path) -> None:
@@ -109,11 +113,29 @@ def test_dynamic_entries_via_api_and_cli_reach_a_running_beat(project: Path) -> 
             "from tasks import app, add\n"
             "from celeriac.beat.api import BeatSchedule\n"
             "with BeatSchedule(app) as beat:\n"
-            "    beat.add_entry('from-api', add, 1.0, args=[1, 2])\n", project)
+            "    beat.add_entry('from-api', add, 1.0, args=[1, 2])\n",
+            project,
+        )
         assert added.returncode == 0, added.stderr
         beat.wait_for(r"Sending due task from-api \(tasks\.add\)", timeout=20)
-        cli = CliProcess(["-A", "tasks", "beat", "add", "from-cli", "--task", "tasks.add",
-                          "--every", "1", "--args", "[2, 3]", "--queue", "celery"], project)
+        cli = CliProcess(
+            [
+                "-A",
+                "tasks",
+                "beat",
+                "add",
+                "from-cli",
+                "--task",
+                "tasks.add",
+                "--every",
+                "1",
+                "--args",
+                "[2, 3]",
+                "--queue",
+                "celery",
+            ],
+            project,
+        )
         assert cli.wait(30) == 0, cli.output
         assert "added from-cli: tasks.add <freq: 1.00 second" in cli.output
         beat.wait_for(r"Sending due task from-cli \(tasks\.add\)", timeout=20)
@@ -126,21 +148,23 @@ def test_dynamic_entries_via_api_and_cli_reach_a_running_beat(project: Path) -> 
         reloaded = beat.wait_for(r"beat: 0 dynamic entries loaded", timeout=20)
         at = beat.lines.index(reloaded[0])
         beat.wait_for(SENT, count=sends(beat) + 1, timeout=10)  # a tick after the reload
-        later = beat.lines[at + 1:]
+        later = beat.lines[at + 1 :]
         assert not [line for line in later if "from-api" in line or "from-cli" in line]
     finally:
         beat.stop()
 
 
 def test_a_bad_entry_stops_beat_with_one_line_naming_it(project: Path) -> None:
-    (project / "badtasks.py").write_text(textwrap.dedent('''
+    (project / "badtasks.py").write_text(
+        textwrap.dedent("""
         from celeriac import Celery
         app = Celery("bad", broker="sqlite:///broker.db")
         app.conf.beat_schedule = {
             "fine": {"task": "t", "schedule": 5},
             "nightly": {"task": "t", "schedule": "30 2 * * monday-ish"},
         }
-    '''))
+    """)
+    )
     beat = CliProcess(["-A", "badtasks", "beat"], project)
     assert beat.wait(30) == 2
     errors = [line for line in beat.lines if line.startswith("Error:")]

@@ -69,8 +69,9 @@ def test_one_leader_at_a_time_and_release_hands_over(store: BeatStore) -> None:
 
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite", "redis"])
-def test_a_lapsed_lease_is_taken_over(kind: str, request: pytest.FixtureRequest,
-                                      tmp_path: Path) -> None:
+def test_a_lapsed_lease_is_taken_over(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     made: BeatStore
     if kind == "memory":
         made = MemoryStore()
@@ -162,12 +163,19 @@ def test_api_adds_lists_and_removes_entries_through_the_store(tmp_path: Path) ->
     app.conf.timezone = "Europe/Paris"
     app.conf.beat_schedule = {"static": {"task": "t.static", "schedule": 60}}
     with BeatSchedule(app) as beat:
-        entry = beat.add_entry("report", "t.report", crontab(minute=0, hour=7), args=[1],
-                               kwargs={"x": 2}, options={"queue": "reports"})
+        entry = beat.add_entry(
+            "report",
+            "t.report",
+            crontab(minute=0, hour=7),
+            args=[1],
+            kwargs={"x": 2},
+            options={"queue": "reports"},
+        )
         assert entry.schedule.tz.key == "Europe/Paris"
         beat.add_entry("poll", "t.poll", "*/5 * * * *")
-    with BeatSchedule(Celery("api", broker=f"sqlite:///{tmp_path}/b.db",
-                             set_as_current=False)) as other:
+    with BeatSchedule(
+        Celery("api", broker=f"sqlite:///{tmp_path}/b.db", set_as_current=False)
+    ) as other:
         names = {e.name: e for e in other.list_entries()}
         assert set(names) == {"poll", "report"}
         assert names["report"].args == (1,) and names["report"].options == {"queue": "reports"}

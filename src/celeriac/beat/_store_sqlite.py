@@ -58,9 +58,11 @@ class SqliteStore(BeatStore):
 
     def marks(self) -> dict[str, datetime]:
         """See :meth:`BeatStore.marks`."""
-        rows = self.db.run_sync(lambda c: c.execute(
-            "SELECT name, due_us FROM celeriac_beat_marks WHERE ns = ?", (self.ns,)
-        ).fetchall())
+        rows = self.db.run_sync(
+            lambda c: c.execute(
+                "SELECT name, due_us FROM celeriac_beat_marks WHERE ns = ?", (self.ns,)
+            ).fetchall()
+        )
         return {name: from_us(us) for name, us in rows}
 
     def claim(self, name: str, due: datetime, holder: str) -> Claim:
@@ -97,41 +99,53 @@ class SqliteStore(BeatStore):
             with immediate(conn):
                 conn.execute(
                     "INSERT OR IGNORE INTO celeriac_beat_lease (ns, holder, expires) "
-                    "VALUES (?, '', 0)", (self.ns,),
+                    "VALUES (?, '', 0)",
+                    (self.ns,),
                 )
-                return conn.execute(
-                    "UPDATE celeriac_beat_lease SET holder = ?, expires = ? "
-                    "WHERE ns = ? AND (holder = ? OR expires < ?)",
-                    (holder, now + seconds, self.ns, holder, now),
-                ).rowcount == 1
+                return (
+                    conn.execute(
+                        "UPDATE celeriac_beat_lease SET holder = ?, expires = ? "
+                        "WHERE ns = ? AND (holder = ? OR expires < ?)",
+                        (holder, now + seconds, self.ns, holder, now),
+                    ).rowcount
+                    == 1
+                )
 
         return self.db.run_sync(run)
 
     def release(self, holder: str) -> None:
         """See :meth:`BeatStore.release`."""
-        self.db.run_sync(lambda c: c.execute(
-            "UPDATE celeriac_beat_lease SET holder = '', expires = 0 WHERE ns = ? AND holder = ?",
-            (self.ns, holder),
-        ))
+        self.db.run_sync(
+            lambda c: c.execute(
+                "UPDATE celeriac_beat_lease SET holder = '', expires = 0 "
+                "WHERE ns = ? AND holder = ?",
+                (self.ns, holder),
+            )
+        )
 
     def entries(self) -> dict[str, dict[str, Any]]:
         """See :meth:`BeatStore.entries`."""
-        rows = self.db.run_sync(lambda c: c.execute(
-            "SELECT name, data FROM celeriac_beat_entries WHERE ns = ?", (self.ns,)
-        ).fetchall())
+        rows = self.db.run_sync(
+            lambda c: c.execute(
+                "SELECT name, data FROM celeriac_beat_entries WHERE ns = ?", (self.ns,)
+            ).fetchall()
+        )
         return {name: json.loads(data) for name, data in rows}
 
     def version(self) -> int:
         """See :meth:`BeatStore.version`."""
-        row = self.db.run_sync(lambda c: c.execute(
-            "SELECT version FROM celeriac_beat_version WHERE ns = ?", (self.ns,)
-        ).fetchone())
+        row = self.db.run_sync(
+            lambda c: c.execute(
+                "SELECT version FROM celeriac_beat_version WHERE ns = ?", (self.ns,)
+            ).fetchone()
+        )
         return int(row[0]) if row else 0
 
     def _bump(self, conn: sqlite3.Connection) -> None:
         conn.execute(
             "INSERT INTO celeriac_beat_version (ns, version) VALUES (?, 1) "
-            "ON CONFLICT (ns) DO UPDATE SET version = version + 1", (self.ns,),
+            "ON CONFLICT (ns) DO UPDATE SET version = version + 1",
+            (self.ns,),
         )
 
     def put_entry(self, name: str, data: Mapping[str, Any]) -> None:
@@ -142,7 +156,8 @@ class SqliteStore(BeatStore):
             with immediate(conn):
                 conn.execute(
                     "INSERT OR REPLACE INTO celeriac_beat_entries (ns, name, data) "
-                    "VALUES (?, ?, ?)", (self.ns, name, text),
+                    "VALUES (?, ?, ?)",
+                    (self.ns, name, text),
                 )
                 self._bump(conn)
 

@@ -80,8 +80,11 @@ class Leadership:
         if leading != self._was_leader:
             self._was_leader = leading
             if leading:
-                logger.info("beat: this process is now the leader (lease %.1f s, holder %s)",
-                            self.lease_seconds, self.holder)
+                logger.info(
+                    "beat: this process is now the leader (lease %.1f s, holder %s)",
+                    self.lease_seconds,
+                    self.holder,
+                )
             else:
                 logger.warning("beat: leadership lost; standing by")
             if self.on_change is not None:

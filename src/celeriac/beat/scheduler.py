@@ -112,7 +112,9 @@ class Scheduler:
         self.refresh_interval = float(refresh_interval or min(self.max_interval, 5.0))
         self.catch_up = catch_up
         self.leadership = Leadership(
-            self.store, float(lease_seconds or settings.beat_lease_seconds), holder,
+            self.store,
+            float(lease_seconds or settings.beat_lease_seconds),
+            holder,
             on_change=self._wake_up,
         )
         self._now = now
@@ -205,8 +207,11 @@ class Scheduler:
             if send:
                 await self.send(entry, due)
             else:
-                logger.info("beat: skipping missed run of %s due %s (catch-up policy 'skip')",
-                            entry.name, due.isoformat())
+                logger.info(
+                    "beat: skipping missed run of %s due %s (catch-up policy 'skip')",
+                    entry.name,
+                    due.isoformat(),
+                )
         return due
 
     async def send(self, entry: Entry, due: datetime) -> None:
@@ -214,8 +219,9 @@ class Scheduler:
         options: dict[str, Any] = dict(entry.options)
         options.setdefault("task_id", run_id(self.namespace, entry.name, due))
         logger.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
-        logger.debug("beat: run of %s due %s has task id %s",
-                     entry.name, due.isoformat(), options["task_id"])
+        logger.debug(
+            "beat: run of %s due %s has task id %s", entry.name, due.isoformat(), options["task_id"]
+        )
         try:
             await self.app.asend_task(entry.task, entry.args, entry.kwargs, **options)
         except CeleriacError as exc:

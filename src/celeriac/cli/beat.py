@@ -34,12 +34,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _store_options(fn: F) -> F:
-    fn = click.option("-s", "--schedule", "schedule_path", default=None,
-                      help="State file (chooses the file store; default: beat_schedule_filename)."
-                      )(fn)
-    fn = click.option("--store", "store_kind", type=click.Choice(STORE_KINDS), default=None,
-                      help="Where beat keeps state: auto (Redis or SQLite broker, else the file).",
-                      )(fn)
+    fn = click.option(
+        "-s",
+        "--schedule",
+        "schedule_path",
+        default=None,
+        help="State file (chooses the file store; default: beat_schedule_filename).",
+    )(fn)
+    fn = click.option(
+        "--store",
+        "store_kind",
+        type=click.Choice(STORE_KINDS),
+        default=None,
+        help="Where beat keeps state: auto (Redis or SQLite broker, else the file).",
+    )(fn)
     return fn
 
 
@@ -53,38 +61,63 @@ def banner(scheduler: Scheduler, loglevel: str, logfile: str | None) -> str:
     """The start-up banner, in Celery's shape."""
     s = scheduler.app.conf.settings
     interval = scheduler.max_interval
-    return "\n".join([
-        f"celeriac beat v{__version__} is starting.",
-        f"LocalTime -> {datetime.now().replace(microsecond=0)}",
-        "Configuration ->",
-        f"    . broker -> {mask_url(s.effective_broker_url())}",
-        "    . scheduler -> celeriac.beat.Scheduler",
-        f"    . store -> {scheduler.store.describe()}",
-        f"    . timezone -> {scheduler.tz.key or scheduler.tz}",
-        f"    . logfile -> [{logfile or 'stderr'}]@%{loglevel.upper()}",
-        f"    . maxinterval -> {interval / 60:.2f} minutes ({interval:.0f}s)",
-        f"    . leader lease -> {scheduler.leadership.lease_seconds:g}s"
-        f" (catch-up: {scheduler.catch_up})",
-        f"    . entries -> {len(scheduler.entries)}",
-        "",
-    ])
+    return "\n".join(
+        [
+            f"celeriac beat v{__version__} is starting.",
+            f"LocalTime -> {datetime.now().replace(microsecond=0)}",
+            "Configuration ->",
+            f"    . broker -> {mask_url(s.effective_broker_url())}",
+            "    . scheduler -> celeriac.beat.Scheduler",
+            f"    . store -> {scheduler.store.describe()}",
+            f"    . timezone -> {scheduler.tz.key or scheduler.tz}",
+            f"    . logfile -> [{logfile or 'stderr'}]@%{loglevel.upper()}",
+            f"    . maxinterval -> {interval / 60:.2f} minutes ({interval:.0f}s)",
+            f"    . leader lease -> {scheduler.leadership.lease_seconds:g}s"
+            f" (catch-up: {scheduler.catch_up})",
+            f"    . entries -> {len(scheduler.entries)}",
+            "",
+        ]
+    )
 
 
 @cli.group("beat", invoke_without_command=True)
-@click.option("-l", "--loglevel", default="WARNING", show_default=True,
-              help="Logging level: debug, info, warning, error, critical.")
+@click.option(
+    "-l",
+    "--loglevel",
+    default="WARNING",
+    show_default=True,
+    help="Logging level: debug, info, warning, error, critical.",
+)
 @click.option("-f", "--logfile", default=None, help="Log to this file instead of stderr.")
 @_store_options
-@click.option("--max-interval", type=float, default=None,
-              help="Longest sleep between checks, seconds (beat_max_loop_interval).")
-@click.option("--catch-up", type=click.Choice(CATCH_UP_POLICIES), default="once",
-              show_default=True, help="Runs missed while no beat ran: once, all or skip.")
-@click.option("--lease", type=float, default=None,
-              help="Leader lease, seconds (beat_lease_seconds).")
+@click.option(
+    "--max-interval",
+    type=float,
+    default=None,
+    help="Longest sleep between checks, seconds (beat_max_loop_interval).",
+)
+@click.option(
+    "--catch-up",
+    type=click.Choice(CATCH_UP_POLICIES),
+    default="once",
+    show_default=True,
+    help="Runs missed while no beat ran: once, all or skip.",
+)
+@click.option(
+    "--lease", type=float, default=None, help="Leader lease, seconds (beat_lease_seconds)."
+)
 @click.pass_context
-def beat(ctx: click.Context, /, loglevel: str, logfile: str | None, schedule_path: str | None,
-         store_kind: str | None, max_interval: float | None, catch_up: str,
-         lease: float | None) -> None:
+def beat(
+    ctx: click.Context,
+    /,
+    loglevel: str,
+    logfile: str | None,
+    schedule_path: str | None,
+    store_kind: str | None,
+    max_interval: float | None,
+    catch_up: str,
+    lease: float | None,
+) -> None:
     """Run the periodic task scheduler (or: beat list | add | remove)."""
     ctx.ensure_object(dict)
     ctx.obj["beat_store"] = store_kind
@@ -98,8 +131,9 @@ def beat(ctx: click.Context, /, loglevel: str, logfile: str | None, schedule_pat
     app = load_app(ctx)
     setup_logging(loglevel, logfile)
     store = _open(ctx, app, store_kind, schedule_path)
-    scheduler = Scheduler(app, store, catch_up=catch_up, max_interval=max_interval,
-                          lease_seconds=lease)
+    scheduler = Scheduler(
+        app, store, catch_up=catch_up, max_interval=max_interval, lease_seconds=lease
+    )
     click.echo(banner(scheduler, loglevel, logfile), err=True)
     asyncio.run(_run(scheduler))
 
@@ -153,9 +187,18 @@ def _json(value: str | None, what: str, default: Any, kind: type) -> Any:
 @click.option("--queue", default=None, help="Queue to send to.")
 @_store_options
 @click.pass_context
-def add(ctx: click.Context, name: str, task: str, every: float | None, cron: str | None,
-        args_json: str | None, kwargs_json: str | None, queue: str | None,
-        store_kind: str | None, schedule_path: str | None) -> None:
+def add(
+    ctx: click.Context,
+    name: str,
+    task: str,
+    every: float | None,
+    cron: str | None,
+    args_json: str | None,
+    kwargs_json: str | None,
+    queue: str | None,
+    store_kind: str | None,
+    schedule_path: str | None,
+) -> None:
     """Add (or change) a dynamic entry; running beats pick it up."""
     if (every is None) == (cron is None):
         raise click.UsageError("give exactly one of --every SECONDS or --crontab 'm h dom mon dow'")
@@ -167,9 +210,7 @@ def add(ctx: click.Context, name: str, task: str, every: float | None, cron: str
             try:
                 schedule: Any = crontab_from_string(cron)
             except ConfigurationError as exc:
-                raise ConfigurationError(
-                    f"beat entry {name!r}: field 'schedule': {exc}"
-                ) from None
+                raise ConfigurationError(f"beat entry {name!r}: field 'schedule': {exc}") from None
         else:
             schedule = every
         options = {"queue": queue} if queue else {}
@@ -181,8 +222,9 @@ def add(ctx: click.Context, name: str, task: str, every: float | None, cron: str
 @click.argument("name")
 @_store_options
 @click.pass_context
-def remove(ctx: click.Context, name: str, store_kind: str | None,
-           schedule_path: str | None) -> None:
+def remove(
+    ctx: click.Context, name: str, store_kind: str | None, schedule_path: str | None
+) -> None:
     """Remove a dynamic entry."""
     app = load_app(ctx)
     with BeatSchedule(app, _open(ctx, app, store_kind, schedule_path)) as entries:
