@@ -290,6 +290,17 @@ class RPCBackend(ResultBackend):
         self.sync.declare(plan_declarations([self._reply_spec(envelope.routing_key)]))
         self.sync.publish(envelope)
 
+    def subscribe_early(self, task_id: str) -> None:
+        """Declare this client's reply queue before its first task is sent.
+
+        A Celery worker publishes a result to ``reply_to`` without declaring the
+        queue (Celery's client declares it when sending), and the broker drops a
+        message routed to a queue that does not exist yet.
+        """
+        if self.oid not in self._declared:
+            self.sync.declare(plan_declarations([self._reply_spec(self.oid)]))
+            self._declared.add(self.oid)
+
     def _drive(self, wait: float) -> None:
         """Read replies for up to ``wait`` seconds (call with the drain lock held)."""
         try:
