@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,33 @@ def test_a_bad_entry_stops_beat_with_one_line_naming_it(project: Path) -> None:
         "'monday-ish': "
     )
     assert "Traceback" not in beat.output
+
+
+DUE = re.compile(r"beat: run of add-every-30-seconds due (\S+) has task id")
+
+
+def test_restarted_beat_sends_a_run_missed_while_down_exactly_once(project: Path) -> None:
+    first = CliProcess(["-A", "tasks", "beat", "-l", "DEBUG"], project)
+    try:
+        first.wait_for(DUE.pattern, count=2)
+    finally:
+        first.stop()
+    dues = [datetime.fromisoformat(m.group(1)) for ln in first.lines if (m := DUE.search(ln))]
+    last = dues[-1]
+    # down long enough for two more runs (t+1 s, t+2 s) to fall due
+    wait_until(
+        lambda: datetime.now(UTC) > last + timedelta(seconds=2.5),
+        timeout=10,
+        what="two runs missed",
+    )
+    second = CliProcess(["-A", "tasks", "beat", "-l", "DEBUG"], project)
+    try:
+        second.wait_for(DUE.pattern, count=2)
+    finally:
+        second.stop()
+    after = [datetime.fromisoformat(m.group(1)) for ln in second.lines if (m := DUE.search(ln))]
+    # one catch-up run for the missed ones, on the grid, then the next run on the grid
+    assert after[0] > last and (after[0] - last) % timedelta(seconds=1) == timedelta(0)
+    assert after[0] - last >= timedelta(seconds=2)
+    assert after[1] - after[0] == timedelta(seconds=1)
+    assert len(set(dues + after)) == len(dues) + len(after)
