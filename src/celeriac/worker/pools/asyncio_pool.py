@@ -29,7 +29,8 @@ class AsyncioPool(Pool):
         super().__init__(*args, **kwargs)
         self._semaphore: asyncio.Semaphore | None = None
         self._threads = ThreadsPool(self.app, PoolOptions(concurrency=max(1, min(self.limit, 8))))
-        self._running: dict[str, asyncio.Task[Outcome]] = {}
+        self._running: dict[str, asyncio.Task[Any]] = {}
+        self._terminated: set[str] = set()
 
     async def start(self) -> None:
         self._semaphore = asyncio.Semaphore(self.limit)
@@ -44,34 +45,36 @@ class AsyncioPool(Pool):
             return await self._threads.run(job)
         assert self._semaphore is not None
         async with self._semaphore:
-            runner = asyncio.ensure_future(run_coroutine_job(task, job))
+            # The coroutine runs in the caller's task (no second task per job: it
+            # costs as much as the framework's whole per-task work); terminate()
+            # cancels that task and the CancelledError is turned into an outcome here.
+            current = asyncio.current_task()
+            assert current is not None
             task_id = job.ctx.id or ""
-            self._running[task_id] = runner
+            self._running[task_id] = current
             try:
-                return await runner
+                return await run_coroutine_job(task, job)
             except asyncio.CancelledError:
-                if runner.cancelled() and not _current_cancelling():
+                if task_id in self._terminated and current.uncancel() == 0:
                     from celeriac.errors import TaskRevokedError
 
                     return failed_outcome(TaskRevokedError("terminated"))
                 raise
             finally:
                 self._running.pop(task_id, None)
+                self._terminated.discard(task_id)
 
     async def terminate(self, task_id: str, signum: int) -> bool:
         runner = self._running.get(task_id)
         if runner is None:
             return False
+        self._terminated.add(task_id)
         runner.cancel()
         return True
 
     async def stop(self, *, cold: bool = False) -> None:
         if cold:
-            for runner in list(self._running.values()):
+            for task_id, runner in list(self._running.items()):
+                self._terminated.add(task_id)
                 runner.cancel()
         await self._threads.stop(cold=cold)
-
-
-def _current_cancelling() -> int:
-    current = asyncio.current_task()
-    return current.cancelling() if current is not None else 0
