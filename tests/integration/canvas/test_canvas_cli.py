@@ -1,4 +1,5 @@
-"""The canvas workflows through the real ``celeriac worker`` command (prefork pool).
+"""The canvas workflows through the real ``celeriac worker`` command (prefork pool),
+on SQLite, on Redis, and on RabbitMQ with the Redis result backend.
 
 The task module is written to a temporary directory; the worker subprocess
 imports it with ``-A``, and this test process sends the workflows as a client.
@@ -14,7 +15,7 @@ from types import ModuleType
 import pytest
 from _canvas_workflows import SYNC_CHECKS, load_tasks, write_tasks
 
-from _servers import REDIS_HOST, REDIS_PORT
+from _servers import RABBITMQ_HOST, RABBITMQ_PORT, REDIS_HOST, REDIS_PORT
 from helpers.procs import CliProcess
 
 
@@ -39,12 +40,17 @@ def _start(directory: Path, broker: str, backend: str) -> tuple[CliProcess, Modu
     return worker, client
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(scope="module", params=[
+    "sqlite",
+    pytest.param("redis", marks=pytest.mark.redis),
+    # RabbitMQ carries the messages; Redis counts the chords (rpc:// cannot).
+    pytest.param("amqp-redis", marks=[pytest.mark.amqp, pytest.mark.redis]),
+])
 def cli_tasks(request: pytest.FixtureRequest,
               tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
     directory = tmp_path_factory.mktemp(f"canvas_cli_{request.param}")
     if request.param == "sqlite":
-        url = f"sqlite:///{directory}/broker.db"
+        broker = backend = f"sqlite:///{directory}/broker.db"
     else:
         import redis
 
@@ -52,8 +58,11 @@ def cli_tasks(request: pytest.FixtureRequest,
         client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db)
         client.flushdb()
         client.close()
-        url = f"redis://{REDIS_HOST}:{REDIS_PORT}/{db}"
-    worker, mod = _start(directory, url, url)
+        broker = backend = f"redis://{REDIS_HOST}:{REDIS_PORT}/{db}"
+        if request.param == "amqp-redis":
+            vhost = request.getfixturevalue("rabbitmq_vhost")
+            broker = f"amqp://guest:guest@{RABBITMQ_HOST}:{RABBITMQ_PORT}/{vhost}"
+    worker, mod = _start(directory, broker, backend)
     try:
         yield mod
     finally:
