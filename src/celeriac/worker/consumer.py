@@ -64,9 +64,13 @@ class Consumer:
         """Fetch until :meth:`stop`; reconnect with backoff when the broker goes away."""
         backoff = 0.1
         queues = self.worker.queues
+        # Fetch in batches: while the pool is busy, wait until half the window is
+        # free (one round trip then brings many messages, not one per finished
+        # task); a pool with an idle slot always fetches at once.
+        low_water = max(1, self.window // 2)
         while not self._stopping:
             free = self.window - len(self.inflight)
-            if free <= 0:
+            if free <= 0 or (free < low_water and len(self.inflight) >= self.pool.limit):
                 self._slot.clear()
                 await self._slot.wait()
                 continue
