@@ -78,9 +78,9 @@ class Project:
         """``send_task('tasks.<name>', args, **options)`` from the test process."""
         return self.client.send_task(f"tasks.{name}", args, **options)
 
-    def python(self, code: str, timeout: float = 60.0) -> str:
+    def python(self, code: str, timeout: float = 60.0, env: dict[str, str] | None = None) -> str:
         """Run ``code`` in a fresh interpreter in the project dir; its stdout (must exit 0)."""
-        env = {**os.environ, "PYTHONPATH": str(self.path), **self.env}
+        env = {**os.environ, "PYTHONPATH": str(self.path), **self.env, **(env or {})}
         done = subprocess.run([sys.executable, "-c", code], cwd=self.path, env=env, text=True,
                               capture_output=True, timeout=timeout)
         assert done.returncode == 0, done.stdout + done.stderr

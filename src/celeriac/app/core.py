@@ -27,6 +27,7 @@ from celeriac.app.producer import Producer
 from celeriac.app.registry import TaskRegistry
 from celeriac.app.result import AsyncResult, GroupResult
 from celeriac.app.routing import Router
+from celeriac.app.security import setup_security
 from celeriac.app.task import Task
 from celeriac.backends.base import BackendOptions, ResultBackend
 from celeriac.backends.registry import backend_for_url
@@ -288,6 +289,18 @@ class App:
         for one in ids:
             backend.store_sync(ResultMeta(one, states.REVOKED, wire, children=None,
                                           date_done=now_iso()))
+
+    def setup_security(self, allowed_serializers: Sequence[str] | None = None,
+                       key: str | None = None, key_password: bytes | str | None = None,
+                       cert: str | None = None, store: str | None = None,
+                       digest: str | None = None, serializer: str = "json") -> None:
+        """Sign task messages (the ``auth`` serializer) and refuse unsigned ones.
+
+        Paths default to ``security_key``, ``security_certificate`` and
+        ``security_cert_store``; see :mod:`celeriac.app.security`.
+        """
+        setup_security(self, allowed_serializers, key, key_password, cert, store, digest,
+                       serializer)
 
     # -- configuration --------------------------------------------------------------
     def config_from_object(self, obj: Any, *, namespace: str | None = None,

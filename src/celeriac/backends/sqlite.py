@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -28,8 +27,8 @@ import orjson
 
 from celeriac.backends._rules import may_replace, wait_timeout
 from celeriac.backends.base import BackendOptions, ChordPart, ResultBackend
-from celeriac.errors import EncodeError
 from celeriac.protocol.results import ResultMeta
+from celeriac.protocol.serializers import json_dumps, json_loads
 from celeriac.protocol.states import READY_STATES
 from celeriac.transports._sqlite_db import (
     Backoff,
@@ -91,25 +90,15 @@ _SWEPT_TABLES = ("celeriac_results", "celeriac_groups", "celeriac_chords", "cele
 
 
 def _dumps(value: Any) -> bytes:
-    try:
-        return orjson.dumps(value)
-    except TypeError:
-        pass
-    # orjson refuses integers beyond 64 bits; the stdlib does not. The leading
-    # space (still valid JSON) tells _loads to decode with the stdlib too, since
-    # orjson would read such integers back as floats.
-    try:
-        return b" " + json.dumps(value).encode()
-    except (TypeError, ValueError) as exc:
-        raise EncodeError(f"result is not JSON-serialisable: {exc}") from exc
+    # kombu's JSON with its type markers, so datetime, Decimal, UUID and bytes
+    # results come back as what the task returned (raises EncodeError).
+    return json_dumps(value)
 
 
 def _loads(data: bytes | None) -> Any:
     if data is None:
         return None
-    if data[:1] == b" ":
-        return json.loads(data)
-    return orjson.loads(data)
+    return json_loads(data)
 
 
 def _row(meta: ResultMeta, now: float) -> tuple[Any, ...]:

@@ -19,6 +19,7 @@ from celeriac.app.trace import Outcome
 from celeriac.errors import (
     ContentDisallowed,
     DecodeError,
+    EncodeError,
     NotRegistered,
     OperationalError,
     TaskRevokedError,
@@ -28,6 +29,7 @@ from celeriac.protocol.exceptions import exception_to_wire
 from celeriac.protocol.message import parse_task_envelope
 from celeriac.protocol.results import ResultMeta, now_iso
 from celeriac.transports.base import Delivery
+from celeriac.worker.pools.base import failed_outcome
 from celeriac.worker.request import Request
 
 if TYPE_CHECKING:
@@ -224,7 +226,15 @@ class Consumer:
                     _reject_on_worker_lost(self.app, request):
                 await self._safe_reject(request.delivery, requeue=True, reason="worker lost")
                 return
-            await self.completion.finish(request, out)
+            try:
+                await self.completion.finish(request, out)
+            except EncodeError as exc:
+                # The value cannot be stored with the result serializer: a FAILURE,
+                # not an internal error (which would redeliver it forever).
+                logger.error("Task %s[%s] returned a value that cannot be stored: %s",
+                             request.display_name, request.id, exc)
+                out = failed_outcome(exc, out.runtime)
+                await self.completion.finish(request, out)
             worker.events.task_outcome(request, out)
             self.processed += 1
             worker.state.processed(request.name)
