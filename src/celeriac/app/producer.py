@@ -337,15 +337,24 @@ class Producer:
         cap = float(policy.get("interval_max", 0.2))
         return min(cap, start + step * (attempt - 1))
 
+    @staticmethod
+    def _signal_body(out: OutgoingTask) -> tuple[Any, ...]:
+        m = out.message
+        return (list(m.args), dict(m.kwargs), {
+            "callbacks": m.callbacks, "errbacks": m.errbacks, "chain": m.chain, "chord": m.chord,
+        })
+
     def _before_publish(self, out: OutgoingTask) -> None:
+        # ``headers`` is the message's own dict: receivers may add headers (tracing
+        # context, as with Celery) and they travel with the message.
         signals.before_task_publish.send(
-            sender=out.message.task, body=None, exchange=out.route.exchange,
-            routing_key=out.route.routing_key, headers=dict(out.envelope.headers),
+            sender=out.message.task, body=self._signal_body(out), exchange=out.route.exchange,
+            routing_key=out.route.routing_key, headers=out.envelope.headers,
             properties={"correlation_id": out.message.id}, declare=[], retry_policy=None,
         )
 
     def _after_publish(self, out: OutgoingTask) -> None:
         signals.after_task_publish.send(
-            sender=out.message.task, body=None, exchange=out.route.exchange,
+            sender=out.message.task, body=self._signal_body(out), exchange=out.route.exchange,
             routing_key=out.route.routing_key, headers=dict(out.envelope.headers),
         )

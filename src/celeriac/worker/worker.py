@@ -110,8 +110,11 @@ class Worker:
         #: started when the worker is ready, cancelled at shutdown.
         self.services = list(services)
         self.options = opts = options or WorkerOptions()
-        s = app.conf.settings
         self.hostname = expand_hostname(opts.hostname)
+        # Before any setting is read, so receivers may still change app.conf.
+        signals.celeryd_init.send(sender=self.hostname, instance=self, conf=app.conf,
+                                  options=opts)
+        s = app.conf.settings
         self.pid = os.getpid()
         pool_name = opts.pool or s.worker_pool
         self.pool_cls = load_pool(pool_name)
@@ -155,6 +158,7 @@ class Worker:
         self._cold = False
         self.ready = asyncio.Event()
         self.exitcode = 0
+        signals.celeryd_after_setup.send(sender=self.hostname, instance=self, conf=app.conf)
 
     # -- lifecycle ------------------------------------------------------------------
     async def run(self) -> int:
