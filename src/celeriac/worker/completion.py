@@ -134,6 +134,7 @@ class Completion:
                 await self.backend.store(ResultMeta(  # type: ignore[union-attr]
                     result_id, out.status, out.exc_wire, out.traceback, [], now_iso(),
                     group_id=opts.get("group_id"), parent_id=m.id,
+                    reply_to=opts.get("reply_to") or m.reply_to,
                 ))
             if step_id and opts.get("chord") is not None and opts.get("group_id"):
                 await self._chord_part(request, opts["group_id"], step_id,
