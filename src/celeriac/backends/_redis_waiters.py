@@ -48,6 +48,7 @@ __all__ = ["AsyncResultListener", "SyncResultListener", "WaitTimedOut"]
 
 Decode = Callable[[bytes | str, str], ResultMeta]
 _ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+_UNSUBSCRIBE_BATCH = 64
 
 
 class WaitTimedOut(Exception):
@@ -69,6 +70,9 @@ class _Mailbox:
         self.confirmed: set[str] = set()
         self.values: dict[str, ResultMeta] = {}
         self.generation = 0
+        # Ids subscribed before their task was sent, with the connection generation
+        # then: their result cannot have been published before the subscription.
+        self.early: dict[str, int] = {}
 
     def channel(self, task_id: str) -> str:
         return self.prefix + task_id
@@ -122,11 +126,19 @@ class SyncResultListener:
         self._pubsub: redis.client.PubSub | None = None
         self._cond = threading.Condition()
         self._reading = False
+        self._unsubscribe: list[str] = []
 
     def subscribe(self, task_id: str) -> None:
-        """Start receiving ``task_id``'s result now (a send-time call: no round trip)."""
+        """Start receiving ``task_id``'s result now (a send-time call: no round trip).
+
+        Call it before the task is sent: then ``wait`` needs no read of the key,
+        since nothing can have been published before the subscription.
+        """
         with self._cond:
+            fresh = task_id not in self._box.waiters
             self._add(task_id, 0)
+            if fresh:
+                self._box.early[task_id] = self._box.generation
 
     def _add(self, task_id: str, waiters: int) -> None:
         box = self._box
@@ -136,7 +148,11 @@ class SyncResultListener:
             return
         if self._pubsub is None:
             self._pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]
-        self._pubsub.subscribe(box.channel(task_id))
+        channel = box.channel(task_id)
+        if channel in self._unsubscribe:
+            self._unsubscribe.remove(channel)  # never left: still subscribed
+        else:
+            self._pubsub.subscribe(channel)
         box.waiters[task_id] = waiters
         stale = box.evictable()
         for old in stale:
@@ -146,9 +162,16 @@ class SyncResultListener:
         box = self._box
         box.waiters.pop(task_id, None)
         box.values.pop(task_id, None)
-        if self._pubsub is not None:
+        box.early.pop(task_id, None)
+        if self._pubsub is None:
+            return
+        # UNSUBSCRIBE in batches: one write per task would cost a syscall and a
+        # server command each; a late message on a dropped channel is ignored.
+        self._unsubscribe.append(box.channel(task_id))
+        if len(self._unsubscribe) >= _UNSUBSCRIBE_BATCH:
+            batch, self._unsubscribe = self._unsubscribe, []
             with contextlib.suppress(*_ERRORS):
-                self._pubsub.unsubscribe(box.channel(task_id))  # type: ignore[no-untyped-call]
+                self._pubsub.unsubscribe(*batch)  # type: ignore[no-untyped-call]
 
     def wait(
         self, task_id: str, timeout: float | None, read: Callable[[], ResultMeta | None]
@@ -161,6 +184,11 @@ class SyncResultListener:
             self._add(task_id, 1)
         try:
             self._drain()
+            with self._cond:
+                early = box.early.get(task_id)
+            if early is not None:
+                # Subscribed before the send: only the push can bring the result.
+                self._pump(partial(_ready_or_lost, box, task_id, early), deadline)
             while True:
                 with self._cond:
                     meta = box.take(task_id)
@@ -244,6 +272,8 @@ class SyncResultListener:
             self._box.waiters.clear()
             self._box.values.clear()
             self._box.confirmed.clear()
+            self._box.early.clear()
+            self._unsubscribe.clear()
 
 
 class AsyncResultListener:
