@@ -1,0 +1,76 @@
+"""Sync result waits on Redis: early subscriptions need no read; unsubscribes are batched."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+import redis
+
+from celeriac.backends.redis import RedisBackend
+from celeriac.protocol import keys, states
+from celeriac.protocol.results import ResultMeta, now_iso
+
+pytestmark = pytest.mark.redis
+
+
+def never_read() -> None:
+    raise AssertionError("an early subscription must not read the key")
+
+
+def test_early_subscription_waits_on_the_push_alone(redis_url: str) -> None:
+    backend = RedisBackend(redis_url)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        listener = backend._listener()
+        task_id = str(uuid.uuid4())
+        listener.subscribe(task_id)
+        meta = ResultMeta(task_id, states.SUCCESS, 42, None, [], now_iso())
+        timer = threading.Timer(0.05, lambda: backend.store_sync(meta))
+        timer.start()
+        got = listener.wait(task_id, 10, never_read)  # type: ignore[arg-type]
+        timer.join()
+        assert got.result == 42
+        # Ready before get(): still no read, the push is already in the socket.
+        other = str(uuid.uuid4())
+        listener.subscribe(other)
+        backend.store_sync(ResultMeta(other, states.SUCCESS, 7, None, [], now_iso()))
+        assert listener.wait(other, 10, never_read).result == 7  # type: ignore[arg-type]
+    finally:
+        client.close()
+        backend.close_sync()
+
+
+def test_a_late_subscription_still_reads_a_stored_result(redis_url: str) -> None:
+    backend = RedisBackend(redis_url)
+    try:
+        task_id = str(uuid.uuid4())
+        backend.store_sync(ResultMeta(task_id, states.SUCCESS, "old", None, [], now_iso()))
+        assert backend.wait_sync(task_id, 5).result == "old"
+    finally:
+        backend.close_sync()
+
+
+def test_unsubscribes_go_out_in_batches(redis_url: str) -> None:
+    backend = RedisBackend(redis_url)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        listener = backend._listener()
+        ids = [str(uuid.uuid4()) for _ in range(64)]
+        for task_id in ids:
+            listener.subscribe(task_id)
+            backend.store_sync(ResultMeta(task_id, states.SUCCESS, 1, None, [], now_iso()))
+            assert listener.wait(task_id, 10, never_read).result == 1  # type: ignore[arg-type]
+        channels = [keys.task_meta_key(task_id) for task_id in ids]
+        # The 64th get() sent one UNSUBSCRIBE for all 64; the server applies it
+        # once it reads it: poll with a bounded deadline.
+        for _ in range(200):
+            counts = dict(client.pubsub_numsub(*channels))
+            if not any(counts.values()):
+                break
+            threading.Event().wait(0.01)
+        assert not any(counts.values())
+    finally:
+        client.close()
+        backend.close_sync()
