@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 __all__ = ["RedisServer", "Sentinel", "free_port"]
 
@@ -97,7 +99,8 @@ class RedisServer:
         """``SHUTDOWN`` (persisting per the server's settings), wait for the process to end."""
         if self.proc is None or self.proc.poll() is not None:
             return
-        client = self.client()
+        # No retries: redis-py would reconnect (with backoff) to the server that just left.
+        client = self.client(retry=Retry(NoBackoff(), 0))
         try:
             client.shutdown()
         except redis.exceptions.ConnectionError:

@@ -46,7 +46,7 @@ import redis.asyncio
 import redis.exceptions
 from redis.commands.core import AsyncScript, Script
 
-from celeriac.errors import DecodeError, OperationalError
+from celeriac.errors import BrokerUnreachable, DecodeError, OperationalError
 from celeriac.protocol import keys
 from celeriac.protocol.envelope import Envelope
 from celeriac.protocol.kombu_json import decode_element, encode_element
@@ -121,6 +121,12 @@ class RedisTransport(Transport):
         self._bindings: dict[str, tuple[float, list[Binding]]] = {}
         self._pending_acks: list[str] = []
         self._unknown_fetches: list[list[str]] = []
+        # Rejections that could not reach Redis: the messages stay in our in-flight
+        # hash, and a live consumer's lease never lapses, so they are finished here
+        # as soon as Redis answers again (next fetch or maintenance round).
+        self._pending_requeues: list[str] = []
+        self._pending_dead: list[tuple[RedisTag, str, str]] = []
+        self._down_since: float | None = None
         self._wake: WakeListener | None = None
         self._scripts: dict[str, AsyncScript] = {}
         self._sync_scripts: dict[str, Script] = {}
@@ -151,6 +157,8 @@ class RedisTransport(Transport):
         try:
             await self._flush_acks()
             await self._requeue(["*"], mark=True)
+            self._pending_requeues.clear()
+            self._pending_dead.clear()  # requeued with the rest; not lost
             await self._aio.zrem(keys.LEASES_ZSET, self.consumer_id)
         except (redis.exceptions.RedisError, OSError) as exc:
             log.warning("could not return in-flight messages on close: %s (%s)", exc,
@@ -307,6 +315,26 @@ class RedisTransport(Transport):
 
     async def fetch(self, queues: Sequence[str], limit: int, timeout: float) -> list[Delivery]:
         """Take up to ``limit`` messages atomically; wait up to ``timeout`` for the first."""
+        try:
+            deliveries = await self._fetch(queues, limit, timeout)
+        except (redis.exceptions.RedisError, OSError, OperationalError):
+            self._note_down()
+            raise
+        self._note_up()
+        return deliveries
+
+    def _note_down(self) -> None:
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+
+    def _note_up(self) -> None:
+        """Say so in the log when Redis answers again after a failure."""
+        if self._down_since is not None:
+            log.warning("reconnected to Redis (%s) after %.1fs", self.describe(),
+                        time.monotonic() - self._down_since)  # fmt: skip
+            self._down_since = None
+
+    async def _fetch(self, queues: Sequence[str], limit: int, timeout: float) -> list[Delivery]:
         order = self._poll_order(queues)
         lists = [name for name, _ in order]
         loop = asyncio.get_running_loop()
@@ -323,6 +351,7 @@ class RedisTransport(Transport):
                 deliveries, next_due = await self._fetch_once(order, lists, limit)
                 failures = 0
             except (redis.exceptions.RedisError, OSError) as exc:
+                self._note_down()
                 failures += 1
                 pause = min(0.1 * 2**failures, 5.0)
                 if loop.time() + pause > deadline:
@@ -389,7 +418,18 @@ class RedisTransport(Transport):
             self._unknown_fetches.insert(0, [tag.seq])
 
     async def _recover_unknown_fetches(self) -> None:
-        """Requeue what fetch calls whose reply was lost may have taken for us."""
+        """Requeue what fetch calls whose reply was lost may have taken for us, and
+        finish rejections that could not reach Redis."""
+        if self._pending_requeues:
+            batch, self._pending_requeues = self._pending_requeues, []
+            try:
+                await self._requeue(batch, mark=True)
+            except BaseException:
+                self._pending_requeues[:0] = batch
+                raise
+        while self._pending_dead:
+            await self._dead_letter_once(*self._pending_dead[0])
+            self._pending_dead.pop(0)
         while self._unknown_fetches:
             tags = self._unknown_fetches.pop()
             try:
@@ -409,6 +449,7 @@ class RedisTransport(Transport):
         try:
             await self._flush_acks()
         except (redis.exceptions.RedisError, OSError) as exc:
+            self._note_down()
             log.warning("Redis ack failed (%s), will retry: %s", self.describe(), exc)
 
     async def _flush_acks(self) -> None:
@@ -423,16 +464,27 @@ class RedisTransport(Transport):
     async def reject(self, delivery: Delivery, *, requeue: bool, reason: str = "") -> None:
         """Requeue at the head of its queue, or move to ``<queue>.dead`` with ``reason``."""
         tag = _tag_of(delivery)
-        if requeue:
-            await self._retrying("requeueing", partial(self._requeue, [tag.seq], mark=True))
-        else:
-            await self._dead_letter(tag, delivery.queue, reason or "rejected")
+        try:
+            if requeue:
+                await self._retrying("requeueing", partial(self._requeue, [tag.seq], mark=True))
+            else:
+                await self._dead_letter(tag, delivery.queue, reason or "rejected")
+        except BrokerUnreachable as exc:
+            self._note_down()
+            if requeue:
+                self._pending_requeues.append(tag.seq)
+            else:
+                self._pending_dead.append((tag, delivery.queue, reason or "rejected"))
+            log.warning("%s; the message stays with this worker and is %s once Redis "
+                        "answers again", exc, "requeued" if requeue else "dead-lettered")
 
     async def _dead_letter(self, tag: RedisTag, queue: str, reason: str) -> None:
+        await self._retrying("dead-lettering", partial(self._dead_letter_once, tag, queue, reason))
+
+    async def _dead_letter_once(self, tag: RedisTag, queue: str, reason: str) -> None:
         record = dead_record(queue, reason, tag.element)
         dead = keys.dead_letter_key(queue)
-        await self._retrying("dead-lettering", lambda: self._script(
-            lua.DEAD_LETTER, [self._inflight_key, dead], [tag.seq, record]))  # fmt: skip
+        await self._script(lua.DEAD_LETTER, [self._inflight_key, dead], [tag.seq, record])
 
     async def defer(self, delivery: Delivery, eta: float) -> None:
         """Move a fetched message into the ETA zset, atomically with its in-flight record."""
@@ -461,8 +513,10 @@ class RedisTransport(Transport):
                     log.warning("restored %d message(s) of consumers whose lease ran out",
                                 restored)  # fmt: skip
                 failures = 0
+                self._note_up()
                 await asyncio.sleep(interval)
             except (redis.exceptions.RedisError, OSError) as exc:
+                self._note_down()
                 failures += 1
                 pause = min(0.1 * 2**failures, 5.0)
                 log.warning("Redis maintenance failed (%s), retrying in %.1fs: %s",
