@@ -22,7 +22,8 @@ class CliProcess:
 
     binary = CELERIAC
 
-    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None,
+                 new_session: bool = False) -> None:
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         full_env["PYTHONPATH"] = os.pathsep.join(
             [str(cwd), full_env.get("PYTHONPATH", "")]
@@ -30,7 +31,7 @@ class CliProcess:
         self.args = args
         self.proc = subprocess.Popen(
             [self.binary, *args], cwd=cwd, env=full_env, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, bufsize=1,
+            stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=new_session,
         )
         self.lines: list[str] = []
         self._cond = threading.Condition()
@@ -70,6 +71,12 @@ class CliProcess:
 
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
+
+    def kill_group(self, timeout: float = 10.0) -> int:
+        """SIGKILL the process and its children (needs ``new_session=True``); wait for it."""
+        assert self.proc.pid == os.getpgid(self.proc.pid), "started without new_session"
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        return self.wait(timeout)
 
     def wait(self, timeout: float = 30.0) -> int:
         code = self.proc.wait(timeout)
