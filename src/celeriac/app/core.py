@@ -194,6 +194,9 @@ class App:
         if task is None:
             task = self.tasks.get(name)
         out = self.producer.build(name, tuple(args or ()), dict(kwargs or {}), options, task)
+        backend = self.backend
+        if backend is not None and backend.pushes and not out.message.ignore_result:
+            await backend.asubscribe_early(out.message.id)
         await self.producer.send_async(out, options)
         return AsyncResult(out.message.id, self, task_name=name)
 

@@ -300,13 +300,12 @@ class AsyncResultListener:
         if task_id in box.waiters:
             box.waiters[task_id] += 1
         else:
-            box.waiters[task_id] = 1
-            if self._pubsub is None:
-                self._pubsub = self._client.pubsub()
-            await self._pubsub.subscribe(channel)
-            if self._reader is None or self._reader.done():
-                self._reader = asyncio.create_task(self._read(), name="celeriac-redis-results")
+            await self._subscribe(task_id, 1)
         try:
+            early = box.early.get(task_id)
+            if early is not None:
+                # Subscribed before the send: only the push can bring the result.
+                await self._until(partial(_ready_or_lost, box, task_id, early), deadline)
             while True:
                 meta = box.take(task_id)
                 if meta is not None:
@@ -318,13 +317,37 @@ class AsyncResultListener:
                     return meta
                 await self._until(partial(_ready_or_lost, box, task_id, generation), deadline)
         finally:
-            box.waiters[task_id] -= 1
-            if box.waiters[task_id] <= 0:
-                del box.waiters[task_id]
-                box.values.pop(task_id, None)
-                if self._pubsub is not None:
-                    with contextlib.suppress(*_ERRORS):
-                        await self._pubsub.unsubscribe(channel)
+            remaining = box.waiters.get(task_id, 1) - 1
+            if remaining > 0:
+                box.waiters[task_id] = remaining
+            else:
+                await self._drop(task_id)
+
+    async def subscribe(self, task_id: str) -> None:
+        """Start receiving ``task_id``'s result before its task is sent (no round trip)."""
+        if task_id in self._box.waiters:
+            return
+        await self._subscribe(task_id, 0)
+        self._box.early[task_id] = self._box.generation
+        for old in self._box.evictable():
+            await self._drop(old)
+
+    async def _subscribe(self, task_id: str, waiters: int) -> None:
+        self._box.waiters[task_id] = waiters
+        if self._pubsub is None:
+            self._pubsub = self._client.pubsub()
+        await self._pubsub.subscribe(self._box.channel(task_id))
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.create_task(self._read(), name="celeriac-redis-results")
+
+    async def _drop(self, task_id: str) -> None:
+        box = self._box
+        box.waiters.pop(task_id, None)
+        box.values.pop(task_id, None)
+        box.early.pop(task_id, None)
+        if self._pubsub is not None:
+            with contextlib.suppress(*_ERRORS):
+                await self._pubsub.unsubscribe(box.channel(task_id))
 
     async def _until(self, done: Callable[[], object], deadline: float | None) -> None:
         loop = asyncio.get_running_loop()
@@ -374,3 +397,8 @@ class AsyncResultListener:
             with contextlib.suppress(*_ERRORS):
                 await self._pubsub.aclose()  # type: ignore[no-untyped-call]
             self._pubsub = None
+        # A later wait subscribes afresh on a new connection.
+        self._box.lost()
+        self._box.waiters.clear()
+        self._box.values.clear()
+        self._box.early.clear()

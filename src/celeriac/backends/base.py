@@ -121,6 +121,10 @@ class ResultBackend(abc.ABC):
         """Start listening for ``task_id`` before it is sent (push backends buffer the result,
         so a later ``get()`` of a finished task costs no round trip). Default: nothing."""
 
+    async def asubscribe_early(self, task_id: str) -> None:
+        """Async :meth:`subscribe_early` (for ``adelay``; ``await result`` then needs
+        no read of the stored state). Default: nothing."""
+
     # -- groups ---------------------------------------------------------------
     @abc.abstractmethod
     def save_group_sync(self, group_id: str, task_ids: Sequence[str]) -> None:

@@ -253,15 +253,24 @@ class RedisBackend(ResultBackend):
             raw = self._sync_client().get(keys.task_meta_key(task_id))
         return None if raw is None else self._decode(raw, task_id)
 
-    async def wait(self, task_id: str, timeout: float | None) -> ResultMeta:
-        """Wait for the ready result, woken by Redis pub/sub (no polling)."""
+    def _alistener(self) -> AsyncResultListener:
         if self._aio_listener is None:
             self._aio_listener = AsyncResultListener(
                 self._async_client(), keys.task_meta_key(""), self._decode
             )
+        return self._aio_listener
+
+    async def asubscribe_early(self, task_id: str) -> None:
+        """Async :meth:`subscribe_early`: the SUBSCRIBE is written, not waited for."""
+        with translating(self._target, "subscribing to a result", OperationalError):
+            await self._alistener().subscribe(task_id)
+
+    async def wait(self, task_id: str, timeout: float | None) -> ResultMeta:
+        """Wait for the ready result, woken by Redis pub/sub (no polling)."""
+        listener = self._alistener()
         try:
             with translating(self._target, "waiting for a result", OperationalError):
-                return await self._aio_listener.wait(task_id, timeout, lambda: self.get(task_id))
+                return await listener.wait(task_id, timeout, lambda: self.get(task_id))
         except WaitTimedOut:
             raise wait_timeout(task_id, timeout) from None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 
@@ -74,3 +75,29 @@ def test_unsubscribes_go_out_in_batches(redis_url: str) -> None:
     finally:
         client.close()
         backend.close_sync()
+
+
+async def test_async_early_subscription_waits_on_the_push_alone(redis_url: str) -> None:
+    backend = RedisBackend(redis_url)
+    try:
+        task_id = str(uuid.uuid4())
+        await backend.asubscribe_early(task_id)
+        listener = backend._alistener()
+
+        async def never() -> None:
+            raise AssertionError("an early subscription must not read the key")
+
+        async def later() -> None:
+            await asyncio.sleep(0.05)
+            await backend.store(ResultMeta(task_id, states.SUCCESS, 5, None, [], now_iso()))
+
+        writer = asyncio.ensure_future(later())
+        got = await listener.wait(task_id, 10, never)  # type: ignore[arg-type]
+        await writer
+        assert got.result == 5
+        # A plain wait (no early subscription) still reads what is stored already.
+        done = str(uuid.uuid4())
+        await backend.store(ResultMeta(done, states.SUCCESS, "x", None, [], now_iso()))
+        assert (await backend.wait(done, 5)).result == "x"
+    finally:
+        await backend.close()
