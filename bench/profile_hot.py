@@ -37,8 +37,8 @@ def profile_worker(n: int, pool: str, top: int) -> None:
     tasks.app.send_many(name, [(i,) for i in range(n)])
 
     async def main() -> float:
-        worker = Worker(tasks.app, WorkerOptions(pool=pool, concurrency=100 if pool == "asyncio"
-                                                 else 1))
+        concurrency = {"asyncio": 100, "prefork": 2, "threads": 4}.get(pool, 1)
+        worker = Worker(tasks.app, WorkerOptions(pool=pool, concurrency=concurrency))
         runner = asyncio.ensure_future(worker.run())
         await worker.ready.wait()
         started = time.perf_counter()

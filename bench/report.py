@@ -130,7 +130,7 @@ def broker_table(broker: str, result: dict[str, Any]) -> list[str]:
 
 def render(results: dict[str, Any], lims: dict[str, float], lims_after: dict[str, float],
            n: dict[str, int], args: argparse.Namespace, long_mode: dict[str, Any] | None,
-           seconds: float, argv: list[str]) -> str:
+           seconds: float, argv: list[str], step_costs: str = "") -> str:
     """The whole RESULTS.md text."""
     out = ["# Benchmark results: celeriac vs Celery", "",
            f"Command: `python bench/{' '.join(a.split('/')[-1] if i == 0 else a for i, a in enumerate(argv))}` "  # noqa: E501
@@ -162,6 +162,10 @@ def render(results: dict[str, Any], lims: dict[str, float], lims_after: dict[str
         out += [f"- after {k:,} tasks: {v:.1f} MiB" for k, v in long_mode["pss"].items()]
         out += [f"- growth from 100,000 to the end: {long_mode['growth']:.1f} MiB "
                 f"({long_mode['growth_pct']:.1f}%)", ""]
+    if step_costs:
+        out += ["## What each step of celeriac's hot path costs (Redis, same run)", "",
+                "From `bench/costs.py`: CPU time per call in one process (a busy machine "
+                "inflates wall time far more than CPU time).", "", step_costs]
     out += [
         "Notes:",
         "- drain and the worker of end-to-end/latency/memory: `-P prefork -c 2` for both "

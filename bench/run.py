@@ -27,7 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import harness as h
-from bench import limits, report
+from bench import costs, limits, report
 
 HERE = Path(__file__).resolve().parent
 
@@ -178,12 +178,14 @@ def main(argv: list[str] | None = None) -> int:
     for broker in args.brokers.split(","):
         results[broker] = run_broker(broker, args, n)
     lims_after = measure_limits(args)
+    log("per-step costs of celeriac's hot path")
+    step_costs = costs.render(costs.measure(args.redis_db))
     long_mode = None
     if args.long:
         log("long mode: celeriac worker PSS over 1,000,000 tasks")
         long_mode = h.long_memory(h.Target("celeriac", "redis", args.redis_db), 1_000_000)
     text = report.render(results, lims, lims_after, n, args, long_mode,
-                         time.time() - started, sys.argv)
+                         time.time() - started, sys.argv, step_costs)
     sys.stdout.write(text)
     if not args.no_write:
         profile = HERE / "PROFILE.md"

@@ -83,3 +83,9 @@ if SYSTEM != "celery":
         """``mark`` as a coroutine (its one RPUSH is a blocking call: rare, fine)."""
         counter().rpush(COUNTER + ":marks", repr(time.time()))
 
+
+
+@app.task
+def stamp() -> float:
+    """The wall-clock time at which a worker ran it (latency breakdowns)."""
+    return time.time()
