@@ -26,8 +26,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import harness as h
 from bench import costs, limits, report
+from bench import harness as h
 
 HERE = Path(__file__).resolve().parent
 
