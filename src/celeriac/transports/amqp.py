@@ -222,7 +222,14 @@ class AMQPTransport(Transport):
                        ) -> aiormq.abc.AbstractChannel:
         channel: aiormq.abc.AbstractChannel | None = getattr(link, role)
         if channel is None or channel.is_closed:
-            channel = await link.connection.channel(publisher_confirms=confirms)
+            try:
+                channel = await link.connection.channel(publisher_confirms=confirms)
+            except RuntimeError as exc:
+                # aiormq reports a connection that closed while the channel was being
+                # opened as RuntimeError; callers handle it as the connection lost.
+                if not link.connection.is_closed:
+                    raise
+                raise ConnectionError(f"{exc}") from None
             setattr(link, role, channel)
             if role == "consumer":
                 # Delivery tags die with the channel: treat it as the link breaking.
