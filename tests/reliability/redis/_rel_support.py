@@ -151,11 +151,13 @@ def result_states(client: redis.Redis, ids: list[str]) -> dict[str, tuple[str, o
 
 
 def waiter(client: redis.Redis, ids: list[str]) -> Callable[[], bool]:
-    """A predicate: every id has a ready result."""
+    """A predicate: every id has a ready result (only ids not yet seen are read again)."""
+    pending = list(ids)
 
     def done() -> bool:
-        states = result_states(client, ids)
-        return len(states) == len(ids) and all(s in states_mod.READY_STATES
-                                               for s, _ in states.values())
+        states = result_states(client, pending)
+        pending[:] = [i for i in pending
+                      if i not in states or states[i][0] not in states_mod.READY_STATES]
+        return not pending
 
     return done
