@@ -53,6 +53,14 @@ def catcher(seconds):
     return "not caught"
 
 
+@app.task
+def stubborn():
+    try:
+        time.sleep(30)
+    except SoftTimeLimitExceeded:
+        time.sleep(30)  # ignores the soft limit: the worker's hard limit ends it
+
+
 @app.task(soft_time_limit=0.5)
 async def aslow():
     try:
@@ -69,7 +77,7 @@ def project(make_project: Callable[[str], Project]) -> Project:
 
 
 def test_limits_on_prefork_and_asyncio(project: Project) -> None:
-    worker = project.worker("-c", "2", "--soft-time-limit", "1.5")
+    worker = project.worker("-c", "2", "--soft-time-limit", "1.5", "--time-limit", "3")
     aio = project.worker("-P", "asyncio", "-Q", "aio", "-n", "aio@%h")
     before = {project.send("pid").get(timeout=10) for _ in range(4)}
 
@@ -80,6 +88,7 @@ def test_limits_on_prefork_and_asyncio(project: Project) -> None:
     per_worker_soft = project.send("catcher", 30)
     per_call_wins = project.send("sleeper", 2.5)  # under the worker's soft limit of 1.5 s
     cancelled = project.send("aslow", queue="aio")
+    per_worker_hard = project.send("stubborn")
 
     with pytest.raises(TimeLimitExceeded):
         hard.get(timeout=15)
@@ -92,6 +101,8 @@ def test_limits_on_prefork_and_asyncio(project: Project) -> None:
         per_call_wins.get(timeout=10)
     with pytest.raises(SoftTimeLimitExceeded):
         cancelled.get(timeout=10)
+    with pytest.raises(TimeLimitExceeded):
+        per_worker_hard.get(timeout=15)
     assert project.read("acancel.log") == ["cancelled"]
 
     # The hard limit killed the child that ran ``hang``; the worker still serves
