@@ -39,9 +39,7 @@ def test_add(interop_dir: Path, client: str) -> None:
     assert client_run(interop_dir, client, "out = add.delay(2, 3).get(timeout=20)") == 5
 
 
-def test_failure_arrives_as_the_same_exception(
-    interop_dir: Path, client: str
-) -> None:
+def test_failure_arrives_as_the_same_exception(interop_dir: Path, client: str) -> None:
     code = """
 out = []
 for task, message in ((fail, "boom from the other side"), (fail_custom, "custom boom")):
@@ -77,14 +75,17 @@ out = [sent, by_countdown.get(timeout=30), by_eta.get(timeout=30)]
 
 def test_priority_is_honoured(interop_dir: Path, interop_url: str, client: str) -> None:
     # Messages are queued before the worker starts, so the order it runs them in is the
-    # broker's priority order (on Redis a lower number is served first, as in Celery).
+    # broker's priority order. Celery on Redis serves a lower number first; celeriac's
+    # rule is "higher first" on every broker and it writes kombu's inverted number on
+    # Redis (docs/decisions-execution.md), so each side says "urgent" its own way.
+    low_p, high_p = (0, 9) if client == "celeriac_side" else (9, 0)
     queue = f"interop-prio-{client}"
     key = f"interop:order:{client}:{time.monotonic_ns()}"
     code = f"""
-lows = [record.apply_async(({key!r}, f"low{{i}}"), priority=9, queue={queue!r})
+lows = [record.apply_async(({key!r}, f"low{{i}}"), priority={low_p}, queue={queue!r})
         for i in range(5)]
 mid = record.apply_async(({key!r}, "mid"), priority=5, queue={queue!r})
-high = record.apply_async(({key!r}, "high"), priority=0, queue={queue!r})
+high = record.apply_async(({key!r}, "high"), priority={high_p}, queue={queue!r})
 out = [r.id for r in [*lows, mid, high]]
 """
     ids = client_run(interop_dir, client, code)
@@ -92,8 +93,9 @@ out = [r.id for r in [*lows, mid, high]]
     start = start_celeriac if client == "celery_side" else start_celery
     worker = start(interop_dir, queue, "-P", "solo")
     try:
-        got = client_run(interop_dir, client,
-                         f"out = [app.AsyncResult(i).get(timeout=30) for i in {ids!r}]")
+        got = client_run(
+            interop_dir, client, f"out = [app.AsyncResult(i).get(timeout=30) for i in {ids!r}]"
+        )
     finally:
         worker.stop()
     assert sorted(got) == sorted(["high", "mid"] + [f"low{i}" for i in range(5)])  # type: ignore[arg-type]
