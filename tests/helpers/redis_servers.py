@@ -157,7 +157,9 @@ class Sentinel(RedisServer):
         """The primary this sentinel names now, or ``None`` if it does not know it yet."""
         client = self.client()
         try:
-            found = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.master_name)
+            found = client.execute_command(  # type: ignore[no-untyped-call]
+                "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.master_name
+            )
         except redis.exceptions.RedisError:
             return None
         finally:

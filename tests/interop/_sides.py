@@ -19,7 +19,7 @@ TO_CELERIAC = "interop-to-celeriac"
 #: Queue consumed by the Celery worker (where celeriac_side sends by default).
 TO_CELERY = "interop-to-celery"
 
-_TASKS = '''
+_TASKS = """
 import time
 
 import redis
@@ -66,7 +66,7 @@ def stamp():
 def record(key, tag):
     _redis().rpush(key, tag)
     return tag
-'''
+"""
 
 _ERRORS = '''
 class InteropError(Exception):

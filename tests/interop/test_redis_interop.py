@@ -104,4 +104,5 @@ out = [r.id for r in [*lows, mid, high]]
         order = [item.decode() for item in server.lrange(key, 0, -1)]
     finally:
         server.close()
-    assert order == ["high", "mid", *[f"low{i}" for i in range(5)]], DIRECTIONS[client]
+    expected = ["high", "mid", *[f"low{i}" for i in range(5)]]
+    assert order == expected, f"{DIRECTIONS[client]} ran {order}; its log:\n{worker.output}"

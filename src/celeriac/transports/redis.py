@@ -475,8 +475,11 @@ class RedisTransport(Transport):
                 self._pending_requeues.append(tag.seq)
             else:
                 self._pending_dead.append((tag, delivery.queue, reason or "rejected"))
-            log.warning("%s; the message stays with this worker and is %s once Redis "
-                        "answers again", exc, "requeued" if requeue else "dead-lettered")
+            log.warning(
+                "%s; the message stays with this worker and is %s once Redis answers again",
+                exc,
+                "requeued" if requeue else "dead-lettered",
+            )
 
     async def _dead_letter(self, tag: RedisTag, queue: str, reason: str) -> None:
         await self._retrying("dead-lettering", partial(self._dead_letter_once, tag, queue, reason))

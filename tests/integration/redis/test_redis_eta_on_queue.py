@@ -15,13 +15,16 @@ from celeriac.transports.redis import RedisTransport
 
 def _envelope(queue: str) -> Envelope:
     task_id = str(uuid.uuid4())
-    return Envelope(body=b"[[], {}, {}]", headers={"id": task_id, "task": "tests.t"},
-                    correlation_id=task_id, routing_key=queue)
+    return Envelope(
+        body=b"[[], {}, {}]",
+        headers={"id": task_id, "task": "tests.t"},
+        correlation_id=task_id,
+        routing_key=queue,
+    )
 
 
 async def test_eta_on_queue_pushes_to_the_list_and_defer_still_holds(redis_url: str) -> None:
-    options = TransportOptions(lease_seconds=2.0, poll_interval=0.05,
-                               extra={"eta_on_queue": True})
+    options = TransportOptions(lease_seconds=2.0, poll_interval=0.05, extra={"eta_on_queue": True})
     transport = RedisTransport(redis_url, options)
     raw = redis.Redis.from_url(redis_url)
     try:

@@ -39,8 +39,12 @@ def server(tmp_path: Path) -> Iterator[RedisServer]:
 
 def _envelope(queue: str) -> Envelope:
     task_id = str(uuid.uuid4())
-    return Envelope(body=b"[[], {}, {}]", headers={"id": task_id, "task": "tests.t"},
-                    correlation_id=task_id, routing_key=queue)
+    return Envelope(
+        body=b"[[], {}, {}]",
+        headers={"id": task_id, "task": "tests.t"},
+        correlation_id=task_id,
+        routing_key=queue,
+    )
 
 
 async def _fetch_one(transport: RedisTransport, queue: str) -> Delivery:

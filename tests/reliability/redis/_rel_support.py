@@ -26,7 +26,7 @@ __all__ = ["RUNS", "Project", "result_states", "waiter"]
 
 RUNS = "rel:runs"
 
-TASKS = '''
+TASKS = """
 import time
 
 import redis
@@ -69,7 +69,7 @@ def sleep_for(i, seconds):
 def stamp(i):
     _record(RUNS, i)
     return [i, time.time()]
-'''
+"""
 
 
 class Project:
@@ -141,7 +141,7 @@ def result_states(client: redis.Redis, ids: list[str]) -> dict[str, tuple[str, o
     """``{task id: (state, result)}`` of the ids that have a stored result."""
     out: dict[str, tuple[str, object]] = {}
     for start in range(0, len(ids), 1000):
-        chunk = ids[start:start + 1000]
+        chunk = ids[start : start + 1000]
         for task_id, raw in zip(chunk, client.mget([keys.task_meta_key(i) for i in chunk]),
                                 strict=True):  # fmt: skip
             if raw is not None:
@@ -156,8 +156,9 @@ def waiter(client: redis.Redis, ids: list[str]) -> Callable[[], bool]:
 
     def done() -> bool:
         states = result_states(client, pending)
-        pending[:] = [i for i in pending
-                      if i not in states or states[i][0] not in states_mod.READY_STATES]
+        pending[:] = [
+            i for i in pending if i not in states or states[i][0] not in states_mod.READY_STATES
+        ]
         return not pending
 
     return done

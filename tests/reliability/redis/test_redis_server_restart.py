@@ -78,5 +78,7 @@ def _run(project: Project, server: RedisServer) -> None:
     runs = Counter(project.runs())
     assert set(runs) == set(range(TASKS)), f"{TASKS - len(runs)} task(s) never ran"
     duplicates = sum(n - 1 for n in runs.values())
-    print(f"runs before the restart: {done_at_restart}; server down {downtime:.2f}s; "
-          f"duplicate executions: {duplicates}")
+    print(
+        f"runs before the restart: {done_at_restart}; server down {downtime:.2f}s; "
+        f"duplicate executions: {duplicates}"
+    )

@@ -61,5 +61,7 @@ def test_sigkill_mid_run_loses_nothing(project: Project) -> None:
     repeated = {i for i, n in runs.items() if n > 1}
     # Only tasks already started when the worker died may run again.
     assert repeated <= started_when_killed, (repeated, started_when_killed)
-    print(f"done before kill: {done_when_killed}; duplicate executions: {duplicates} "
-          f"{sorted(repeated)}; started when killed: {len(started_when_killed)}")
+    print(
+        f"done before kill: {done_when_killed}; duplicate executions: {duplicates} "
+        f"{sorted(repeated)}; started when killed: {len(started_when_killed)}"
+    )
