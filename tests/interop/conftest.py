@@ -1,7 +1,7 @@
 """Fixtures of the interop suite: real Celery 5.x and celeriac on the real local Redis.
 
 The task modules and worker starters are in ``_sides.py``. The module-scoped,
-parametrized ``client`` fixture runs one direction at a time: the other side's
+parametrized ``redis_side`` fixture runs one direction at a time: the other side's
 worker as a subprocess, on the queue the client side sends to.
 """
 
@@ -27,7 +27,7 @@ from tests.interop._sides import (  # noqa: E402
     write_modules,
 )
 
-__all__ = ["client", "interop_dir", "interop_url", "redis_db"]
+__all__ = ["interop_dir", "interop_url", "redis_db", "redis_side"]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def interop_dir(tmp_path_factory: pytest.TempPathFactory, interop_url: str) -> P
     params=["celery_side", "celeriac_side"],
     ids=["celery-client-celeriac-worker", "celeriac-client-celery-worker"],
 )
-def client(request: pytest.FixtureRequest, interop_dir: Path) -> Iterator[str]:
+def redis_side(request: pytest.FixtureRequest, interop_dir: Path) -> Iterator[str]:
     """The client side's module name, with the *other* side's worker running.
 
     One direction at a time: while a celeriac client talks to a Celery worker,

@@ -35,11 +35,11 @@ def client_run(path: Path, client: str, code: str, timeout: float = 60.0) -> obj
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_add(interop_dir: Path, client: str) -> None:
-    assert client_run(interop_dir, client, "out = add.delay(2, 3).get(timeout=20)") == 5
+def test_add(interop_dir: Path, redis_side: str) -> None:
+    assert client_run(interop_dir, redis_side, "out = add.delay(2, 3).get(timeout=20)") == 5
 
 
-def test_failure_arrives_as_the_same_exception(interop_dir: Path, client: str) -> None:
+def test_failure_arrives_as_the_same_exception(interop_dir: Path, redis_side: str) -> None:
     code = """
 out = []
 for task, message in ((fail, "boom from the other side"), (fail_custom, "custom boom")):
@@ -51,13 +51,13 @@ for task, message in ((fail, "boom from the other side"), (fail_custom, "custom 
     else:
         out.append("no exception")
 """
-    assert client_run(interop_dir, client, code) == [
+    assert client_run(interop_dir, redis_side, code) == [
         ["builtins", "ValueError", "boom from the other side", "FAILURE"],
         ["interop_errors", "InteropError", "custom boom", "FAILURE"],
     ]
 
 
-def test_countdown_and_eta(interop_dir: Path, client: str) -> None:
+def test_countdown_and_eta(interop_dir: Path, redis_side: str) -> None:
     code = """
 import time
 from datetime import datetime, timedelta, timezone
@@ -66,21 +66,21 @@ by_countdown = stamp.apply_async(countdown=2)
 by_eta = stamp.apply_async(eta=datetime.now(timezone.utc) + timedelta(seconds=1.5))
 out = [sent, by_countdown.get(timeout=30), by_eta.get(timeout=30)]
 """
-    sent, ran_countdown, ran_eta = client_run(interop_dir, client, code)  # type: ignore[misc]
+    sent, ran_countdown, ran_eta = client_run(interop_dir, redis_side, code)  # type: ignore[misc]
     # Same machine, same clock; ETAs travel as ISO strings with microseconds.
     assert ran_countdown >= sent + 2.0 - 0.01
     assert ran_eta >= sent + 1.5 - 0.01
     assert ran_countdown - sent < 15
 
 
-def test_priority_is_honoured(interop_dir: Path, interop_url: str, client: str) -> None:
+def test_priority_is_honoured(interop_dir: Path, interop_url: str, redis_side: str) -> None:
     # Messages are queued before the worker starts, so the order it runs them in is the
     # broker's priority order. Celery on Redis serves a lower number first; celeriac's
     # rule is "higher first" on every broker and it writes kombu's inverted number on
     # Redis (docs/decisions-execution.md), so each side says "urgent" its own way.
-    low_p, high_p = (0, 9) if client == "celeriac_side" else (9, 0)
-    queue = f"interop-prio-{client}"
-    key = f"interop:order:{client}:{time.monotonic_ns()}"
+    low_p, high_p = (0, 9) if redis_side == "celeriac_side" else (9, 0)
+    queue = f"interop-prio-{redis_side}"
+    key = f"interop:order:{redis_side}:{time.monotonic_ns()}"
     code = f"""
 lows = [record.apply_async(({key!r}, f"low{{i}}"), priority={low_p}, queue={queue!r})
         for i in range(5)]
@@ -88,13 +88,13 @@ mid = record.apply_async(({key!r}, "mid"), priority=5, queue={queue!r})
 high = record.apply_async(({key!r}, "high"), priority={high_p}, queue={queue!r})
 out = [r.id for r in [*lows, mid, high]]
 """
-    ids = client_run(interop_dir, client, code)
+    ids = client_run(interop_dir, redis_side, code)
     assert isinstance(ids, list) and len(ids) == 7
-    start = start_celeriac if client == "celery_side" else start_celery
+    start = start_celeriac if redis_side == "celery_side" else start_celery
     worker = start(interop_dir, queue, "-P", "solo")
     try:
         got = client_run(
-            interop_dir, client, f"out = [app.AsyncResult(i).get(timeout=30) for i in {ids!r}]"
+            interop_dir, redis_side, f"out = [app.AsyncResult(i).get(timeout=30) for i in {ids!r}]"
         )
     finally:
         worker.stop()
@@ -105,4 +105,4 @@ out = [r.id for r in [*lows, mid, high]]
     finally:
         server.close()
     expected = ["high", "mid", *[f"low{i}" for i in range(5)]]
-    assert order == expected, f"{DIRECTIONS[client]} ran {order}; its log:\n{worker.output}"
+    assert order == expected, f"{DIRECTIONS[redis_side]} ran {order}; its log:\n{worker.output}"
