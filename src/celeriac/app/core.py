@@ -196,7 +196,10 @@ class App:
         out = self.producer.build(name, tuple(args or ()), dict(kwargs or {}), options, task)
         backend = self.backend
         if backend is not None and backend.pushes and not out.message.ignore_result:
-            await backend.asubscribe_early(out.message.id)
+            # The loop's own backend: the one ``await result`` reads on this loop.
+            backend = await self.abackend()
+            if backend is not None:
+                await backend.asubscribe_early(out.message.id)
         await self.producer.send_async(out, options)
         return AsyncResult(out.message.id, self, task_name=name)
 

@@ -291,15 +291,18 @@ class RPCBackend(ResultBackend):
         self.sync.publish(envelope)
 
     def subscribe_early(self, task_id: str) -> None:
-        """Declare this client's reply queue before its first task is sent.
+        """Declare this client's reply queue before a task is sent.
 
         A Celery worker publishes a result to ``reply_to`` without declaring the
         queue (Celery's client declares it when sending), and the broker drops a
-        message routed to a queue that does not exist yet.
+        message routed to a queue that does not exist. The declaration is made
+        once per connection (the transport remembers it).
         """
-        if self.oid not in self._declared:
-            self.sync.declare(plan_declarations([self._reply_spec(self.oid)]))
-            self._declared.add(self.oid)
+        self.sync.declare(plan_declarations([self._reply_spec(self.oid)]))
+
+    async def asubscribe_early(self, task_id: str) -> None:
+        """Async :meth:`subscribe_early` (``adelay``), on this loop's connection."""
+        await self.transport.declare([self._reply_spec(self.oid)])
 
     def _drive(self, wait: float) -> None:
         """Read replies for up to ``wait`` seconds (call with the drain lock held)."""
