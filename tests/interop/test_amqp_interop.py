@@ -122,9 +122,27 @@ def client_run(side: tuple[Path, str], code: str, timeout: float = 60.0) -> obje
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+# A process of its own: with rpc:// one process should not wait both ways (sync and
+# async consumers of one reply queue share its messages).
+_ASYNC = """
+import asyncio
+
+
+async def twice():
+    result = await add.adelay(20, 3)
+    await asyncio.sleep(0.5)  # the result is in before anyone waits for it
+    return await result
+
+
+out = [asyncio.run(twice()), asyncio.run(twice())]  # the second: a new loop, new consumer
+"""
+
+
 def test_success(side: tuple[Path, str]) -> None:
     code = "out = [add.delay(2, 3).get(timeout=20), add.apply_async((4, 5)).get(timeout=20)]"
     assert client_run(side, code) == [5, 9]
+    if side[1] == "celeriac_side":
+        assert client_run(side, _ASYNC, timeout=30) == [23, 23]
 
 
 def test_failure_arrives_as_the_same_exception(side: tuple[Path, str]) -> None:
