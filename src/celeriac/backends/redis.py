@@ -101,11 +101,19 @@ end
 return stored
 """
 
-#: KEYS: .j .t .s .d group .c. ARGV: task id, member, index, ttl s, done ttl s.
-#: Counts a part once per ``<task id>:<index>``; the call that reaches the
-#: size (``.s`` + ``.t``) takes ``.c`` and gets the parts, others get nil.
+#: KEYS: .j .t .s .d group .c completer completed-parts. ARGV: task id, member,
+#: index, ttl s, done ttl s. Counts a part once per ``<task id>:<index>``; the
+#: call that reaches the size (``.s`` + ``.t``) takes ``.c`` and gets the parts,
+#: others get nil. The completing task id and the parts are kept for the done
+#: TTL, so a completer that is redelivered (its worker died before sending the
+#: body) gets the parts again instead of losing the chord body.
 _CHORD_PART = r"""
-if redis.call('EXISTS', KEYS[6]) == 1 then return false end
+if redis.call('EXISTS', KEYS[6]) == 1 then
+  if redis.call('GET', KEYS[7]) == ARGV[1] then
+    return redis.call('ZRANGE', KEYS[8], 0, -1, 'WITHSCORES')
+  end
+  return false
+end
 local dedupe = ARGV[1] .. ':' .. ARGV[3]
 if redis.call('SISMEMBER', KEYS[4], dedupe) == 1 then return false end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
@@ -119,7 +127,10 @@ local size = tonumber(redis.call('GET', KEYS[3]) or '0')
 size = size + tonumber(redis.call('GET', KEYS[2]) or '0')
 if size > 0 and count >= size and redis.call('SET', KEYS[6], 'done', 'NX', 'EX', ARGV[5]) then
   local parts = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+  redis.call('RENAME', KEYS[1], KEYS[8])
+  redis.call('EXPIRE', KEYS[8], ARGV[5])
+  redis.call('SET', KEYS[7], ARGV[1], 'EX', ARGV[5])
+  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
   return parts
 end
 return false
@@ -353,7 +364,8 @@ class RedisBackend(ResultBackend):
         """Count one header task (idempotent); the completing call gets all parts."""
         chord = keys.chord_keys(part.group_id)
         member = chord_part_member(part.task_id, part.status, part.result)
-        names = [chord.results, chord.total, chord.size, chord.dedupe, chord.group, chord.lock]
+        names = [chord.results, chord.total, chord.size, chord.dedupe, chord.group, chord.lock,
+                 chord.completer, chord.completed_parts]
         args: list[object] = [part.task_id, member, part.index, keys.CHORD_KEY_TTL,
                               _CHORD_DONE_TTL]  # fmt: skip
         # A retry after a lost reply is safe: the part is counted once (.d).

@@ -71,6 +71,12 @@ CREATE TABLE IF NOT EXISTS celeriac_chords (
     done INTEGER NOT NULL DEFAULT 0,
     stored_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS celeriac_chord_done (
+    group_id TEXT PRIMARY KEY,
+    completed_by TEXT NOT NULL,
+    parts BLOB NOT NULL,
+    stored_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS celeriac_chord_parts (
     group_id TEXT NOT NULL,
     task_id TEXT NOT NULL,
@@ -86,7 +92,10 @@ _COLUMNS = (
     "task_id, status, result, traceback, children, date_done, group_id, parent_id, "
     "name, args, kwargs, worker, retries, queue, extended"
 )
-_SWEPT_TABLES = ("celeriac_results", "celeriac_groups", "celeriac_chords", "celeriac_chord_parts")
+_SWEPT_TABLES = (
+    "celeriac_results", "celeriac_groups", "celeriac_chords", "celeriac_chord_parts",
+    "celeriac_chord_done",
+)
 
 
 def _dumps(value: Any) -> bytes:
@@ -333,7 +342,16 @@ def _chord_part_return(conn: sqlite3.Connection, part: ChordPart) -> list[ChordP
             "SELECT size, done FROM celeriac_chords WHERE group_id = ?", (group_id,)
         ).fetchone()
         if chord is not None and chord[1]:
-            return None
+            # Done: only the task that completed it (redelivered after its worker
+            # died before sending the body) gets the parts again.
+            done = conn.execute(
+                "SELECT parts FROM celeriac_chord_done WHERE group_id = ? AND completed_by = ?",
+                (group_id, part.task_id),
+            ).fetchone()
+            if done is None:
+                return None
+            return [ChordPart(group_id, tid, idx, status, result)
+                    for tid, idx, status, result in _loads(done[0])]
         inserted = conn.execute(
             "INSERT OR IGNORE INTO celeriac_chord_parts "
             "(group_id, task_id, idx, status, result, stored_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -352,6 +370,14 @@ def _chord_part_return(conn: sqlite3.Connection, part: ChordPart) -> list[ChordP
             "RETURNING task_id, idx, status, result",
             (group_id,),
         ).fetchall()
-    parts = [ChordPart(group_id, tid, idx, status, _loads(res)) for tid, idx, status, res in rows]
-    parts.sort(key=lambda p: p.index)
+        parts = [
+            ChordPart(group_id, tid, idx, status, _loads(res)) for tid, idx, status, res in rows
+        ]
+        parts.sort(key=lambda p: p.index)
+        conn.execute(
+            "INSERT OR REPLACE INTO celeriac_chord_done (group_id, completed_by, parts, stored_at) "
+            "VALUES (?, ?, ?, ?)",
+            (group_id, part.task_id,
+             _dumps([[p.task_id, p.index, p.status, p.result] for p in parts]), time.time()),
+        )
     return parts

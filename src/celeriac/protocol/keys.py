@@ -91,12 +91,16 @@ class ChordKeys:
     dedupe: str  #: ``.d``: set of ``<task_id>:<index>`` already counted
     total: str  #: ``.t``: counter of older Celery versions, expired alongside
     lock: str  #: ``.c``: completion lock (token NX, then ``"done"``)
+    completer: str  #: celeriac's own: id of the header task that completed the chord
+    completed_parts: str  #: celeriac's own: the parts, kept for a redelivered completer
 
 
 def chord_keys(group_id: str) -> ChordKeys:
     """All counter keys of the chord whose header is group ``group_id``."""
     base = group_meta_key(group_id)
-    return ChordKeys(base, base + ".s", base + ".j", base + ".d", base + ".t", base + ".c")
+    own = f"celeriac.chord.{group_id}"
+    return ChordKeys(base, base + ".s", base + ".j", base + ".d", base + ".t", base + ".c",
+                     own + ".by", own + ".parts")
 
 
 # -- kombu Redis transport -------------------------------------------------------
