@@ -69,7 +69,14 @@ def _run(project: Project, server: RedisServer) -> None:
     with project.client() as client:
         done_at_restart = client.llen(RUNS)
         assert done_at_restart < TASKS, "every task ran before the restart: nothing was tested"
-        wait_until(waiter(client, ids), timeout=60, what=f"results of all {TASKS} tasks")
+        try:
+            wait_until(waiter(client, ids), timeout=90, what=f"results of all {TASKS} tasks")
+        except AssertionError as exc:
+            log = "\n".join(line for line in worker.lines if "rel.stamp" not in line)
+            raise AssertionError(
+                f"{exc}; {len(result_states(client, ids))} results, "
+                f"{client.llen(RUNS)} runs; worker log:\n{log[-8000:]}"
+            ) from None
         states = result_states(client, ids)
     worker.wait_for(r"(?i)reconnected", timeout=10)
 
