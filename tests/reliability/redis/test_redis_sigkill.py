@@ -1,8 +1,8 @@
 """kill -9 a worker in the middle of 200 tasks: another worker finishes them, 0 lost.
 
 acks_late is the default, so the 200 tasks of 0.2 s each are acknowledged only
-when they finish. The kill comes while tasks run (prefork children finish the
-task they are running, find the parent gone and exit). The killed worker's
+when they finish. The kill comes while tasks run (prefork children die with
+the worker). The killed worker's
 lease (2 s here) lapses and the next worker puts its in-flight messages back at
 the head of the queue. Tasks that
 were running when the worker died may run twice (at-least-once); every task
@@ -41,7 +41,7 @@ def test_sigkill_mid_run_loses_nothing(project: Project) -> None:
         return done >= 40 and started > done
 
     wait_until(mid_run, timeout=30, what="40 tasks done and more running")
-    project.kill9(first)  # returns once its orphaned pool children exited too
+    project.kill9(first)  # returns once its pool children are gone too
     done_when_killed = len(project.runs())
     with project.client() as client:
         started_when_killed = {int(x) for x in client.lrange("rel:started", 0, -1)}
