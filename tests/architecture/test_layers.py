@@ -70,7 +70,7 @@ def test_exception_tree_docstring_matches_the_classes() -> None:
     stack: list[tuple[int, str]] = []
     for line in doc.splitlines():
         m = re.match(r"^(\s*)(?:[│ ]*)(?:[├└]── )?([A-Z][A-Za-z]+)", line)
-        if not m or "──" not in line and line.strip() != "CeleriacError":
+        if not m or ("──" not in line and line.strip() != "CeleriacError"):
             continue
         depth = line.find(m.group(2))
         while stack and stack[-1][0] >= depth:

@@ -250,12 +250,12 @@ class Completion:
             return
         body = dict(chord)
         body_id = (body.get("options") or {}).get("task_id")
-        if request.delivery.redelivered and body_id:
-            # This task completed the chord before, and its worker died before the
-            # ack: the body may already be on its way. Send it only if nothing is
-            # known of it yet (at-least-once, without a second run in the common case).
-            if await self.backend.get(body_id) is not None:
-                return
+        # A redelivered completer: its worker died before the ack, so the body may
+        # already be on its way. Send it only if nothing is known of it yet
+        # (at-least-once, without a second run in the common case).
+        if (request.delivery.redelivered and body_id
+                and await self.backend.get(body_id) is not None):
+            return
         failed = [p for p in parts if p.status != states.SUCCESS]
         if failed:
             await self._chord_failed(request, body, failed[0])

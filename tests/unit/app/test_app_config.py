@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from celeriac import Celery, Celeriac, shared_task
+from celeriac import Celeriac, Celery, shared_task
 from celeriac.errors import ConfigurationError, NotRegistered, UnknownSettingError
 
 
