@@ -113,6 +113,7 @@ class App:
         self._backend: ResultBackend | None = None
         self._backend_resolved = False
         self._lock = threading.Lock()
+        self._loop_count = 0
         register_builtins(self)
         with _shared_lock:
             for fun, opts in _shared:
@@ -193,13 +194,17 @@ class App:
         """Async :meth:`send_task`: publishes over the transport's async client."""
         if task is None:
             task = self.tasks.get(name)
-        out = self.producer.build(name, tuple(args or ()), dict(kwargs or {}), options, task)
         backend = self.backend
-        if backend is not None and backend.pushes and not out.message.ignore_result:
+        if backend is not None and backend.pushes:
             # The loop's own backend: the one ``await result`` reads on this loop.
             backend = await self.abackend()
-            if backend is not None:
-                await backend.asubscribe_early(out.message.id)
+            if backend is not None and backend.reply_to and "reply_to" not in options:
+                options = {**options, "reply_to": backend.reply_to}
+        else:
+            backend = None
+        out = self.producer.build(name, tuple(args or ()), dict(kwargs or {}), options, task)
+        if backend is not None and not out.message.ignore_result:
+            await backend.asubscribe_early(out.message.id)
         await self.producer.send_async(out, options)
         return AsyncResult(out.message.id, self, task_name=name)
 
@@ -443,22 +448,30 @@ class App:
         loop = asyncio.get_running_loop()
         backend = self._abackends.get(loop)
         if backend is None:
-            backend = self.new_backend()
+            # Each loop gets its own reply queue (rpc://): two consumers of one
+            # queue, a sync get() and an await, would split each other's replies.
+            self._loop_count += 1
+            backend = self.new_backend(reply_queue=f"{self.oid}.{self._loop_count}")
             if backend is None:
                 return None
             await backend.connect()
             self._abackends[loop] = backend
         return backend
 
-    def new_backend(self) -> ResultBackend | None:
-        """A fresh result backend, or ``None`` when results are disabled."""
+    def new_backend(self, *, reply_queue: str | None = None) -> ResultBackend | None:
+        """A fresh result backend, or ``None`` when results are disabled.
+
+        ``reply_queue`` names the queue replies come back on for backends that
+        use one (rpc://); by default the app's ``oid``, the tasks' ``reply_to``.
+        """
         url = self.conf.settings.effective_result_backend()
         if not url:
             return None
         options = self.backend_options()
         if url.partition("://")[0].lower() == "rpc":
             # Replies travel over the broker to this app's reply queue (its tasks' reply_to).
-            extra = {"broker_url": self.conf.settings.effective_broker_url(), "oid": self.oid}
+            extra = {"broker_url": self.conf.settings.effective_broker_url(),
+                     "oid": reply_queue or self.oid}
             options = dataclasses.replace(options, extra={**extra, **options.extra})
         return backend_for_url(url, options)
 

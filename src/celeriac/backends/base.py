@@ -59,6 +59,9 @@ class ResultBackend(abc.ABC):
     schemes: ClassVar[tuple[str, ...]] = ()
     #: ``wait`` is woken by a push from the store rather than by polling.
     pushes: ClassVar[bool] = False
+    #: The queue results come back on, for backends that have one (rpc://):
+    #: tasks sent for this backend carry it as their ``reply_to``.
+    reply_to: str | None = None
 
     def __init__(self, url: str, options: BackendOptions | None = None) -> None:
         self.url = url

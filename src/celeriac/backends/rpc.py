@@ -94,6 +94,7 @@ class RPCBackend(ResultBackend):
         self.params = parse_amqp_url(self.broker_url)
         #: This client's reply queue (the ``reply_to`` of the tasks it sends).
         self.oid = str(extra.get("oid") or uuid.uuid4())
+        self.reply_to = self.oid
         connect_timeout = float(extra.get("connect_timeout", 5.0))
         self.sync = SyncAMQP(self.params, connect_timeout=connect_timeout)
         self.transport = AMQPTransport(
