@@ -5,7 +5,7 @@ cannot be reached after an attempt to start it fails the test with the reason.
 
 Redis: :func:`ensure_redis` pings 127.0.0.1:6379 and starts ``redis-server`` if
 needed. :func:`redis_db_lease` hands each test session its own database number
-(9..15) under an ``flock``, so concurrent sessions on this machine (other
+(2..15 but 7) under an ``flock``, so concurrent sessions on this machine (other
 engineers' runs, xdist workers) never flush each other's data.
 
 RabbitMQ: :func:`ensure_rabbitmq` checks 127.0.0.1:5672 and runs
@@ -42,7 +42,7 @@ __all__ = [
 
 REDIS_HOST = "127.0.0.1"
 REDIS_PORT = 6379
-_REDIS_DBS = range(9, 16)
+_REDIS_DBS = (*range(2, 7), *range(8, 16))  # 0, 1: users' own data; 7: bench/
 _LOCK_DIR = "/tmp"
 
 
@@ -78,7 +78,7 @@ def ensure_redis(wait: float = 10.0) -> None:
 
 @contextlib.contextmanager
 def redis_db_lease(wait: float = 60.0) -> Iterator[int]:
-    """Hold one Redis database number (9..15) for this process until the block ends."""
+    """Hold one Redis database number (2..15 but 7) for this process until the block ends."""
     deadline = time.monotonic() + wait
     while True:
         for db in _REDIS_DBS:
@@ -96,7 +96,7 @@ def redis_db_lease(wait: float = 60.0) -> Iterator[int]:
                 os.close(fd)
             return
         if time.monotonic() > deadline:
-            pytest.fail("every Redis test database (9..15) is held by another test session")
+            pytest.fail("every Redis test database (2..15 but 7) is held by another test session")
         time.sleep(0.2)
 
 

@@ -6,9 +6,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from tests._servers import redis_db, redis_url
-
-__all__ = ["FakeClock", "redis_db", "redis_url"]
+__all__ = ["FakeClock"]
 
 
 class FakeClock:

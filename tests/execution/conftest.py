@@ -26,11 +26,11 @@ _TESTS = str(Path(__file__).resolve().parents[1])
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
-from _servers import ensure_rabbitmq, rabbitmq_vhost_lease, redis_db  # noqa: E402
+from _servers import ensure_rabbitmq, rabbitmq_vhost_lease  # noqa: E402
 from celeriac import Celery  # noqa: E402
 from tests.helpers.procs import CliProcess  # noqa: E402
 
-__all__ = ["Project", "redis_db"]
+__all__ = ["Project"]
 
 HEADER = '''
 import os

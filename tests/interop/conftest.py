@@ -17,7 +17,7 @@ _TESTS = str(Path(__file__).resolve().parents[1])
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
-from _servers import REDIS_HOST, REDIS_PORT, redis_db  # noqa: E402
+from _servers import REDIS_HOST, REDIS_PORT  # noqa: E402
 from tests.helpers.procs import CliProcess  # noqa: E402
 from tests.interop._sides import (  # noqa: E402
     TO_CELERIAC,
@@ -27,7 +27,7 @@ from tests.interop._sides import (  # noqa: E402
     write_modules,
 )
 
-__all__ = ["interop_dir", "interop_url", "redis_db", "redis_side"]
+__all__ = ["interop_dir", "interop_url", "redis_side"]
 
 
 @pytest.fixture(scope="module")

@@ -153,7 +153,9 @@ class ResultBackend(abc.ABC):
     async def chord_part_return(self, part: ChordPart) -> list[ChordPart] | None:
         """Count one finished header task, idempotently per ``task_id``.
 
-        Returns every part ordered by index exactly once: to the call that
-        completes the chord (and whose caller then sends the body). Every other
-        call, including a repeated one for the same task, returns ``None``.
+        Returns every part ordered by index to the call that completes the
+        chord (whose caller then sends the body), and again to a repeated call
+        for that same completing task (it was redelivered because its worker died
+        before the body was sent), for as long as the chord is remembered. Every
+        other call, including a repeated one for another task, returns ``None``.
         """

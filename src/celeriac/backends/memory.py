@@ -36,6 +36,7 @@ class _Store:
     chord_sizes: dict[str, int] = field(default_factory=dict)
     chord_parts: dict[str, dict[str, ChordPart]] = field(default_factory=dict)
     chords_done: dict[str, float] = field(default_factory=dict)
+    chords_completed: dict[str, tuple[str, list[ChordPart]]] = field(default_factory=dict)
     waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = field(default_factory=set)
     last_sweep: float = 0.0
 
@@ -95,6 +96,7 @@ class MemoryBackend(ResultBackend):
             del store.groups[key]
         for key in [k for k, at in store.chords_done.items() if now - at > expires]:
             del store.chords_done[key]
+            store.chords_completed.pop(key, None)
 
     def _wake(self) -> None:
         store = self._store
@@ -218,6 +220,9 @@ class MemoryBackend(ResultBackend):
         store = self._store
         with store.cond:
             if part.group_id in store.chords_done:
+                completed = store.chords_completed.get(part.group_id)
+                if completed is not None and completed[0] == part.task_id:
+                    return list(completed[1])
                 return None
             parts = store.chord_parts.setdefault(part.group_id, {})
             if part.task_id in parts:
@@ -229,4 +234,6 @@ class MemoryBackend(ResultBackend):
             store.chords_done[part.group_id] = time.time()
             del store.chord_parts[part.group_id]
             store.chord_sizes.pop(part.group_id, None)
-            return sorted(parts.values(), key=lambda p: p.index)
+            ordered = sorted(parts.values(), key=lambda p: p.index)
+            store.chords_completed[part.group_id] = (part.task_id, ordered)
+            return list(ordered)

@@ -9,6 +9,5 @@ _TESTS = str(Path(__file__).resolve().parents[2])
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
-from _servers import amqp_url, rabbitmq_vhost  # noqa: E402
 
-__all__ = ["amqp_url", "rabbitmq_vhost"]
+__all__ = []

@@ -16,10 +16,9 @@ if _TESTS not in sys.path:
 
 from _canvas_workflows import load_tasks, write_tasks  # noqa: E402
 
-from _servers import rabbitmq_vhost, redis_db  # noqa: E402
 from celeriac.testing.worker_thread import run_worker  # noqa: E402
 
-__all__ = ["rabbitmq_vhost", "redis_db", "tasks_with_worker"]
+__all__ = ["tasks_with_worker"]
 
 
 @contextmanager

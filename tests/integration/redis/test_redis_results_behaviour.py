@@ -112,10 +112,14 @@ async def test_chord_of_fifty_concurrent_and_repeated_parts_completes_once(
     calls = [backends[i % 3].chord_part_return(p) for i, p in enumerate(parts + parts)]
     outcomes = await asyncio.gather(*calls)
     completed = [o for o in outcomes if o is not None]
-    assert len(completed) == 1
-    assert [p.result for p in completed[0]] == list(range(size))
-    again = await backends[1].chord_part_return(parts[7])
-    assert again is None
+    # One task completes the chord; its own repeat may get the parts again (a
+    # redelivered completer must be able to send the body), nobody else does.
+    winners = {i % size for i, o in enumerate(outcomes) if o is not None}
+    assert len(winners) == 1 and 1 <= len(completed) <= 2
+    for got in completed:
+        assert [p.result for p in got] == list(range(size))
+    loser = next(i for i in range(size) if i not in winners)
+    assert await backends[1].chord_part_return(parts[loser]) is None
 
 
 async def test_early_subscription_makes_get_of_a_finished_task_local(make: Factory) -> None:

@@ -15,9 +15,7 @@ for _path in (str(_ROOT), str(_ROOT / "tests"), str(Path(__file__).parent)):
 
 from _amqp_rel import Run  # noqa: E402
 
-from _servers import amqp_url, rabbitmq_vhost, redis_db, redis_url  # noqa: E402
-
-__all__ = ["amqp_url", "rabbitmq_vhost", "redis_db", "redis_url", "rel_run"]
+__all__ = ["rel_run"]
 
 
 @pytest.fixture

@@ -15,9 +15,7 @@ for _path in (str(_ROOT), str(_ROOT / "tests"), str(Path(__file__).parent)):
 
 from _rel_support import Project  # noqa: E402
 
-from _servers import redis_db, redis_url  # noqa: E402
-
-__all__ = ["project", "redis_db", "redis_url"]
+__all__ = ["project"]
 
 
 @pytest.fixture
