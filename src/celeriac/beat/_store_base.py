@@ -102,7 +102,7 @@ class BeatStore(ABC):
     def remove_entry(self, name: str) -> bool:
         """Remove a dynamic entry and its run mark; False if there was none."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release connections and locks."""
 
 
