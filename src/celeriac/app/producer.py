@@ -194,88 +194,41 @@ class Producer:
     # -- sync path -------------------------------------------------------------
     def send_sync(self, out: OutgoingTask, options: Mapping[str, Any]) -> None:
         """Publish over the transport's sync client, retrying per the retry policy."""
-        transport = self.app.transport
-        if out.route.queue not in self._declared:
-            transport.declare_sync([self._spec(out.route.queue)])
-            self._declared.add(out.route.queue)
-        publish_signals = bool(
-            signals.before_task_publish.receivers or signals.after_task_publish.receivers
-        )
-        if publish_signals:
-            self._before_publish(out)
-        retry, policy = self._policy(options)
-        attempt = 0
-        while True:
-            try:
-                transport.publish_sync(out.envelope, eta=out.eta)
-                break
-            except OperationalError as exc:
-                attempt += 1
-                if not retry or attempt > int(policy.get("max_retries", 3)):
-                    raise
-                delay = self._interval(policy, attempt)
-                logger.warning("publish of %s failed (%s); retry %d in %.2fs",
-                               out.message.id, exc, attempt, delay)
-                time.sleep(delay)
-        if publish_signals:
-            self._after_publish(out)
+        self.send_many_sync((out,), options)
 
     def send_many_sync(self, outs: Sequence[OutgoingTask], options: Mapping[str, Any]) -> None:
         """Publish built messages together: one transport batch (one round trip on Redis)."""
         if not outs:
             return
         transport = self.app.transport
-        missing = {o.route.queue for o in outs} - self._declared
+        missing = self._undeclared(outs)
         if missing:
-            transport.declare_sync([self._spec(q) for q in sorted(missing)])
+            transport.declare_sync([self._spec(q) for q in missing])
             self._declared.update(missing)
-        publish_signals = bool(
-            signals.before_task_publish.receivers or signals.after_task_publish.receivers
-        )
-        if publish_signals:
+        notify = _publish_signals_connected()
+        if notify:
             for out in outs:
                 self._before_publish(out)
         retry, policy = self._policy(options)
-        items = [(o.envelope, o.eta) for o in outs]
         attempt = 0
         while True:
             try:
-                transport.publish_many_sync(items)
+                if len(outs) == 1:
+                    transport.publish_sync(outs[0].envelope, eta=outs[0].eta)
+                else:
+                    transport.publish_many_sync([(o.envelope, o.eta) for o in outs])
                 break
-            except OperationalError:
+            except OperationalError as exc:
                 attempt += 1
-                if not retry or attempt > int(policy.get("max_retries", 3)):
-                    raise
-                time.sleep(self._interval(policy, attempt))
-        if publish_signals:
+                time.sleep(self._retry_delay(retry, policy, attempt, exc, outs))
+        if notify:
             for out in outs:
                 self._after_publish(out)
 
     # -- async path -------------------------------------------------------------
     async def send_async(self, out: OutgoingTask, options: Mapping[str, Any]) -> None:
         """Publish over the transport's async client, retrying per the retry policy."""
-        transport = await self.app.atransport()
-        if out.route.queue not in self._declared:
-            await transport.declare([self._spec(out.route.queue)])
-            self._declared.add(out.route.queue)
-        publish_signals = bool(
-            signals.before_task_publish.receivers or signals.after_task_publish.receivers
-        )
-        if publish_signals:
-            self._before_publish(out)
-        retry, policy = self._policy(options)
-        attempt = 0
-        while True:
-            try:
-                await transport.publish(out.envelope, eta=out.eta)
-                break
-            except OperationalError:
-                attempt += 1
-                if not retry or attempt > int(policy.get("max_retries", 3)):
-                    raise
-                await asyncio.sleep(self._interval(policy, attempt))
-        if publish_signals:
-            self._after_publish(out)
+        await self.send_many_async((out,), options)
 
     async def send_many_async(
         self, outs: Sequence[OutgoingTask], options: Mapping[str, Any]
@@ -284,33 +237,47 @@ class Producer:
         if not outs:
             return
         transport = await self.app.atransport()
-        missing = {o.route.queue for o in outs} - self._declared
+        missing = self._undeclared(outs)
         if missing:
-            await transport.declare([self._spec(q) for q in sorted(missing)])
+            await transport.declare([self._spec(q) for q in missing])
             self._declared.update(missing)
-        publish_signals = bool(
-            signals.before_task_publish.receivers or signals.after_task_publish.receivers
-        )
-        if publish_signals:
+        notify = _publish_signals_connected()
+        if notify:
             for out in outs:
                 self._before_publish(out)
         retry, policy = self._policy(options)
-        items = [(o.envelope, o.eta) for o in outs]
         attempt = 0
         while True:
             try:
-                await transport.publish_many(items)
+                if len(outs) == 1:
+                    await transport.publish(outs[0].envelope, eta=outs[0].eta)
+                else:
+                    await transport.publish_many([(o.envelope, o.eta) for o in outs])
                 break
-            except OperationalError:
+            except OperationalError as exc:
                 attempt += 1
-                if not retry or attempt > int(policy.get("max_retries", 3)):
-                    raise
-                await asyncio.sleep(self._interval(policy, attempt))
-        if publish_signals:
+                await asyncio.sleep(self._retry_delay(retry, policy, attempt, exc, outs))
+        if notify:
             for out in outs:
                 self._after_publish(out)
 
     # -- helpers ----------------------------------------------------------------
+    def _undeclared(self, outs: Sequence[OutgoingTask]) -> list[str]:
+        if len(outs) == 1:
+            queue = outs[0].route.queue
+            return [] if queue in self._declared else [queue]
+        return sorted({o.route.queue for o in outs} - self._declared)
+
+    def _retry_delay(self, retry: bool, policy: Mapping[str, Any], attempt: int,
+                     exc: OperationalError, outs: Sequence[OutgoingTask]) -> float:
+        """Seconds to wait before publish attempt ``attempt + 1``; re-raise when exhausted."""
+        if not retry or attempt > int(policy.get("max_retries", 3)):
+            raise exc
+        delay = self._interval(policy, attempt)
+        logger.warning("publish of %d message(s) (first %s) failed (%s); retry %d in %.2fs",
+                       len(outs), outs[0].message.id, exc, attempt, delay)
+        return delay
+
     def _low_first(self) -> bool:
         url = self.app.conf.settings.effective_broker_url()
         if self._order_url != url:
@@ -358,3 +325,7 @@ class Producer:
             sender=out.message.task, body=self._signal_body(out), exchange=out.route.exchange,
             routing_key=out.route.routing_key, headers=dict(out.envelope.headers),
         )
+
+
+def _publish_signals_connected() -> bool:
+    return bool(signals.before_task_publish.receivers or signals.after_task_publish.receivers)
