@@ -68,6 +68,10 @@ class Chain(Signature):
         super().__init__(CHAIN_TASK, (), {"tasks": steps}, options,
                          subtask_type="chain", app=app)
 
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Send the chain (Celery's ``chain(...)()``), ``args`` given to its first step."""
+        return self.apply_async(args, kwargs)
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], app: Any = None) -> Signature:
         """A chain from its dict (``kwargs.tasks`` holds the steps, in order)."""

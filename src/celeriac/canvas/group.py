@@ -41,6 +41,10 @@ class Group(Signature):
         super().__init__(GROUP_TASK, (), {"tasks": members}, options,
                          subtask_type="group", app=app)
 
+    def __call__(self, *partial_args: Any, **options: Any) -> Any:
+        """Send the group (Celery's ``group(...)()``) and return its ``GroupResult``."""
+        return self.apply_async(partial_args, **options)
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], app: Any = None) -> Signature:
         """A group from its dict (``kwargs.tasks`` holds the members)."""

@@ -89,6 +89,10 @@ class Chunks(Signature):
         super().__init__(CHUNKS_TASK, (), {"task": sig, "it": list(it), "n": int(n)}, options,
                          immutable=True, app=app)
 
+    def __call__(self, **options: Any) -> Any:
+        """Send the chunks (Celery's ``task.chunks(items, n)()``)."""
+        return self.apply_async((), {}, **options)
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], app: Any = None) -> Signature:
         """Read ``{"task": <sig>, "it": [...], "n": n}`` from the dict's kwargs."""
