@@ -8,6 +8,13 @@ any connection error; the next call reconnects. Publishing retries a few
 times on connection errors (Celery's default publish retry policy: three
 retries, 0.2 s apart), so a broker restart between two ``delay()`` calls
 costs a reconnect, not an error.
+
+Confirms are tracked here rather than by py-amqp (which waits for one ack
+after each publish): the publishing channel is put in confirm mode once,
+every ``basic.publish`` frame of a batch is written, then one wait reads the
+acks (``multiple`` ones included) until every delivery tag of the batch is
+settled. A batch of N costs one round trip, not N. If the connection breaks
+mid-batch, only the messages not yet confirmed are published again.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
@@ -53,6 +60,54 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 CHANNEL_ERRORS: tuple[type[BaseException], ...] = (amqp.exceptions.ChannelError,)
 
 _RETRY_DELAYS = (0.0, 0.2, 0.2)
+#: basic.publish: (ticket, exchange, routing key, mandatory, immediate).
+_PUBLISH = amqp.spec.Basic.Publish
+_PUBLISH_ARGSIG = "Bssbb"
+
+
+class _Confirms:
+    """Delivery tags of one confirm-mode channel that the broker has not settled yet."""
+
+    def __init__(self, channel: Any) -> None:
+        channel.confirm_select()
+        self.channel = channel
+        self.sent = 0  # the last delivery tag used (tags count from 1 per channel)
+        self.pending: set[int] = set()
+        self.nacked: set[int] = set()
+        channel.events["basic_ack"].add(self._on_ack)
+        channel.events["basic_nack"].add(self._on_nack)
+
+    def _settle(self, tag: int, multiple: bool) -> set[int]:
+        if not multiple:
+            self.pending.discard(tag)
+            return {tag}
+        done = {t for t in self.pending if t <= tag}
+        self.pending -= done
+        return done
+
+    def _on_ack(self, tag: int, multiple: bool) -> None:
+        self._settle(tag, multiple)
+
+    def _on_nack(self, tag: int, multiple: bool) -> None:
+        self.nacked |= self._settle(tag, multiple)
+
+    def publish(self, message: Any, exchange: str, routing_key: str) -> int:
+        """Write one ``basic.publish`` (no wait); return its delivery tag."""
+        self.channel.send_method(_PUBLISH, _PUBLISH_ARGSIG,
+                                 (0, exchange, routing_key, False, False), message)
+        self.sent += 1
+        self.pending.add(self.sent)
+        return self.sent
+
+    def wait(self, timeout: float) -> None:
+        """Read frames until nothing is pending; ``socket.timeout`` after ``timeout``."""
+        conn = self.channel.connection
+        deadline = time.monotonic() + timeout
+        while self.pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("no publisher confirm within the confirm timeout")
+            conn.drain_events(timeout=remaining)
 
 
 def _declare_exchange(ex: DeclareExchange, channel: Any) -> None:
@@ -101,13 +156,14 @@ class SyncAMQP:
         self._open: set[Any] = set()
 
     # -- connections -------------------------------------------------------------
-    def new_connection(self, *, confirms: bool = True) -> Any:
+    def new_connection(self) -> Any:
         """Open a fresh py-amqp connection; raise ``BrokerUnreachable`` with one line."""
         p = self.params
         conn = amqp.Connection(
             host=f"{p.host}:{p.port}", userid=p.user, password=p.password,
             virtual_host=p.vhost, ssl=p.ssl, connect_timeout=self.connect_timeout,
-            confirm_publish=confirms, heartbeat=0,
+            # Confirms are tracked by _Confirms (batches wait once), not by py-amqp.
+            confirm_publish=False, heartbeat=0,
         )
         try:
             conn.connect()
@@ -141,7 +197,16 @@ class SyncAMQP:
             self._local.declared = set()
         ch = open_channel(conn)
         self._local.channel = ch
+        self._local.confirms = None
         return ch
+
+    def _confirms(self) -> _Confirms:
+        ch = self.channel()
+        confirms: _Confirms | None = getattr(self._local, "confirms", None)
+        if confirms is None or confirms.channel is not ch:
+            confirms = _Confirms(ch)
+            self._local.confirms = confirms
+        return confirms
 
     def reset(self) -> None:
         """Drop this thread's connection (the next call reconnects)."""
@@ -218,10 +283,35 @@ class SyncAMQP:
 
     def publish(self, envelope: Envelope) -> None:
         """Publish and wait for the broker's confirm."""
-        message = amqp_message(envelope)
-        self.run(lambda ch: ch.basic_publish(
-            message, exchange=envelope.exchange, routing_key=envelope.routing_key,
-            confirm_timeout=self.confirm_timeout))
+        self.publish_many([envelope])
+
+    def publish_many(self, envelopes: Sequence[Envelope]) -> None:
+        """Publish all, then wait once for every confirm (one round trip per batch).
+
+        After a connection error only the messages the broker had not
+        confirmed are published again. A nack raises ``OperationalError``
+        once every other message of the batch is settled.
+        """
+        left = [(amqp_message(env), env) for env in envelopes]
+
+        def op(_channel: Any) -> None:
+            nonlocal left
+            confirms = self._confirms()
+            tags: list[int] = []
+            try:
+                for message, env in left:
+                    tags.append(confirms.publish(message, env.exchange, env.routing_key))
+                confirms.wait(self.confirm_timeout)
+            except BaseException:
+                left = [item for i, item in enumerate(left)
+                        if i >= len(tags) or tags[i] in confirms.pending]
+                raise
+            refused = confirms.nacked.intersection(tags)
+            confirms.nacked.clear()
+            if refused:
+                raise amqp.exceptions.MessageNacked(f"{len(refused)} of {len(tags)}")
+
+        self.run(op)
 
     def queue_length(self, queue: str) -> int:
         """Ready messages in ``queue`` (0 when it does not exist)."""

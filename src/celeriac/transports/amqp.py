@@ -341,6 +341,10 @@ class AMQPTransport(Transport):
         """Blocking publish with a confirm over py-amqp (no event loop involved)."""
         self.sync.publish(envelope)
 
+    def publish_many_sync(self, items: Sequence[tuple[Envelope, float | None]]) -> None:
+        """Blocking :meth:`publish_many`: every frame written, then one wait for the confirms."""
+        self.sync.publish_many([envelope for envelope, _ in items])
+
     # -- consuming -------------------------------------------------------------------
     async def fetch(self, queues: Sequence[str], limit: int, timeout: float) -> list[Delivery]:
         """Up to ``limit`` delivered messages; waits up to ``timeout`` for the first."""
