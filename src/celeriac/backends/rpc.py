@@ -194,6 +194,15 @@ class RPCBackend(ResultBackend):
             self._declared.add(envelope.routing_key)
         await self.transport.publish(envelope)
 
+    async def store_many(self, metas: Sequence[ResultMeta]) -> None:
+        """Publish several results pipelined: one wait for all their confirms."""
+        envelopes = [self._envelope(meta) for meta in metas]
+        missing = {env.routing_key for env in envelopes} - self._declared
+        if missing:
+            await self.transport.declare([self._reply_spec(q) for q in sorted(missing)])
+            self._declared |= missing
+        await self.transport.publish_many([(env, None) for env in envelopes])
+
     async def _consuming(self) -> None:
         consumer = self._aconsumer
         if consumer is not None and not consumer.is_closed:
@@ -310,7 +319,7 @@ class RPCBackend(ResultBackend):
         try:
             conn = self._sync_consumer
             if conn is None:
-                conn = self.sync.new_connection(confirms=False)
+                conn = self.sync.new_connection()
                 self._sync_consumer = conn
                 channel = open_channel(conn)
                 channel.queue_declare(self.oid, durable=True, auto_delete=True,
