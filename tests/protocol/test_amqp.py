@@ -27,7 +27,7 @@ def test_amqp_task_messages_parse(amqp_task: tuple[str, dict[str, Any]]) -> None
     assert msg.id == props["correlation_id"] == props["headers"]["id"]
     assert msg.reply_to == props["reply_to"]
     assert msg.priority == props["priority"]
-    rebuilt = build_task_envelope(msg, queue="celery")
+    rebuilt = build_task_envelope(msg, queue="celery", exact=True)
     out = to_amqp_properties(rebuilt)
     expected_keys = set(props) - ({"expiration"} if "expiration" not in props else set())
     assert set(out) == expected_keys

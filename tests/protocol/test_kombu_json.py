@@ -20,7 +20,7 @@ from celeriac.protocol.kombu_json import (
 def test_element_reencodes_byte_for_byte(raw_element: tuple[str, str]) -> None:
     _, raw = raw_element
     env = decode_element(raw)
-    assert encode_element(env) == raw.encode()
+    assert encode_element(env, exact=True) == raw.encode()
 
 
 def test_element_decodes_from_bytes_too(raw_element: tuple[str, str]) -> None:
@@ -33,7 +33,7 @@ def test_unacked_value_reencodes_byte_for_byte(unacked_value: tuple[str, str]) -
     env, exchange, routing_key = decode_unacked(raw)
     assert exchange == env.exchange == ""
     assert routing_key == env.routing_key
-    assert encode_unacked(env, exchange, routing_key) == raw.encode()
+    assert encode_unacked(env, exchange, routing_key, exact=True) == raw.encode()
 
 
 def test_decoded_fields(vector: Any) -> None:
@@ -64,7 +64,7 @@ def test_unmodelled_properties_are_kept(vector: Any) -> None:
     )
     env = decode_element(raw)
     assert env.extra_properties == {"origin": "gen9712@vm"}
-    assert encode_element(env) == raw.encode()
+    assert encode_element(env, exact=True) == raw.encode()
 
 
 def test_expiration_property(vector: Any) -> None:
@@ -87,12 +87,12 @@ def test_non_ascii_and_binary_bodies_round_trip() -> None:
         delivery_tag="t",
         priority=None,
     )
-    raw = encode_element(env)
-    assert raw.isascii()
-    back = decode_element(raw)
-    assert back.body == bytes(range(256))
-    assert back.headers == {"argsrepr": "('é', '\u2028')"}
-    assert back.priority == 0  # kombu always writes a priority
+    assert encode_element(env, exact=True).isascii()
+    for raw in (encode_element(env), encode_element(env, exact=True)):
+        back = decode_element(raw)
+        assert back.body == bytes(range(256))
+        assert back.headers == {"argsrepr": "('é', '\u2028')"}
+        assert back.priority == 0  # kombu always writes a priority
 
 
 @pytest.mark.parametrize(

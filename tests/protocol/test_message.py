@@ -85,6 +85,7 @@ def test_every_task_vector_rebuilds_identically(task_element: tuple[str, str]) -
         queue=env.routing_key,
         serializer=serializer,
         compression=COMPRESSION_FOR.get(env.headers.get("compression", "")),
+        exact=True,
     )
     expected = dict(env.headers)
     if expected.get("ignore_result") is None and "task" in expected:
@@ -102,7 +103,7 @@ def test_every_task_vector_rebuilds_identically(task_element: tuple[str, str]) -
         assert rebuilt.expiration is None
     same_tag = Envelope(**{**_fields(rebuilt), "delivery_tag": env.delivery_tag})
     if env.expiration is None and not env.extra_properties and expected == env.headers:
-        assert encode_element(same_tag) == raw.encode()
+        assert encode_element(same_tag, exact=True) == raw.encode()
 
 
 def _fields(env: Envelope) -> dict[str, Any]:
@@ -161,7 +162,7 @@ def test_built_headers_match_celery(
     captured = vector(case)["messages"][-1]
     env = decode_element(captured["raw_list_element"])
     options = {"queue": "celery", **options}
-    built = build_task_envelope(msg, **options)
+    built = build_task_envelope(msg, **options, exact=True)
     assert list(built.headers) == list(env.headers)
     for key, value in env.headers.items():
         assert type(built.headers[key]) is type(value), key
@@ -210,7 +211,7 @@ def test_protocol_1(vector: Any) -> None:
         reply_to="b44d66a1-534b-3f87-9d48-8a3a9fd9cd9d",
         protocol=1,
     )
-    rebuilt = build_task_envelope(msg, queue="celery")
+    rebuilt = build_task_envelope(msg, queue="celery", exact=True)
     assert rebuilt.body == env.body and rebuilt.headers == {}
 
 

@@ -137,8 +137,11 @@ def event_envelope(
     *,
     hostname: str,
     serializer: str = "json",
+    exact: bool = False,
 ) -> Envelope:
     """Wrap one event, or a batch of events of one group, in an envelope.
+
+    ``exact=True`` writes a Celery worker's own JSON bytes (for comparisons).
 
     A batch (a sequence) goes out with routing key ``<group>.multi`` (e.g.
     ``task.multi``), as Celery workers send task events.
@@ -152,7 +155,7 @@ def event_envelope(
         group = str(events[0]["type"]).split("-", 1)[0]
         routing_key = f"{group}.multi"
         payload = list(events)
-    body, content_type, content_encoding = dumps(payload, serializer)
+    body, content_type, content_encoding = dumps(payload, serializer, exact=exact)
     return Envelope(
         body=body,
         content_type=content_type,

@@ -9,8 +9,10 @@ pub/sub payload, ``unacked`` hash value)::
                     "delivery_info": {"exchange": "", "routing_key": "celery"},
                     "priority": 0, "body_encoding": "base64", "delivery_tag": "<uuid4>"}}
 
-:func:`encode_element` writes exactly kombu's bytes (key order, ``", "``/``": "``
-separators, ASCII escapes) so captured Celery elements re-encode byte for byte;
+:func:`encode_element` writes kombu's keys in kombu's order as compact orjson
+JSON (kombu reads it with ``json.loads``: the bytes differ, the values do not);
+with ``exact=True`` it writes exactly kombu's bytes (``", "``/``": "``
+separators, ASCII escapes) so captured Celery elements re-encode byte for byte.
 :func:`decode_element` accepts any key order and extra keys. Properties that
 :class:`Envelope` does not model (a retried Celery message carries ``origin``)
 travel in ``Envelope.extra_properties`` and are written back where kombu puts
@@ -26,7 +28,7 @@ from typing import Any
 
 from celeriac.errors import DecodeError
 from celeriac.protocol.envelope import Envelope
-from celeriac.protocol.serializers import json_dumps, json_loads
+from celeriac.protocol.serializers import json_dumps, json_dumps_exact, json_loads
 
 __all__ = ["decode_element", "decode_unacked", "encode_element", "encode_unacked"]
 
@@ -68,17 +70,18 @@ def _element_dict(env: Envelope) -> dict[str, Any]:
     }
 
 
-def encode_element(env: Envelope) -> bytes:
+def encode_element(env: Envelope, *, exact: bool = False) -> bytes:
     """Encode an envelope as kombu's Redis list element (bytes).
 
     A missing ``delivery_tag`` gets a fresh uuid4, as kombu's publisher does.
+    ``exact=True`` writes kombu's own bytes (slower; for golden comparisons).
     """
-    return json_dumps(_element_dict(env))
+    return (json_dumps_exact if exact else json_dumps)(_element_dict(env))
 
 
-def encode_unacked(env: Envelope, exchange: str, routing_key: str) -> bytes:
+def encode_unacked(env: Envelope, exchange: str, routing_key: str, *, exact: bool = False) -> bytes:
     """Encode the ``unacked`` hash value: ``[<element>, exchange, routing_key]``."""
-    return json_dumps([_element_dict(env), exchange, routing_key])
+    return (json_dumps_exact if exact else json_dumps)([_element_dict(env), exchange, routing_key])
 
 
 def _parse_json(raw: bytes | str, what: str) -> Any:

@@ -241,6 +241,7 @@ def build_task_envelope(
     serializer: str = "json",
     compression: str | None = None,
     now: datetime | None = None,
+    exact: bool = False,
 ) -> Envelope:
     """Build the envelope Celery 5.7 would publish for ``msg`` to ``queue``.
 
@@ -249,7 +250,8 @@ def build_task_envelope(
     bounded ``repr()``. Naive ``eta``/``expires`` are taken as UTC. With
     ``expires`` the AMQP ``expiration`` property is set (milliseconds from
     ``now``, default the current time), as Celery does. ``correlation_id`` is the
-    task id and the routing key is the queue name.
+    task id and the routing key is the queue name. The JSON body is compact
+    orjson output unless ``exact=True`` asks for kombu's own bytes.
     """
     headers: dict[str, Any]
     if msg.protocol == 1:
@@ -264,7 +266,7 @@ def build_task_envelope(
             "chord": msg.chord,
         }
         payload = (tuple(msg.args), msg.kwargs, embed)
-    body, content_type, content_encoding = dumps(payload, serializer)
+    body, content_type, content_encoding = dumps(payload, serializer, exact=exact)
     if compression:
         body, headers["compression"] = compress(body, compression)
     return Envelope(

@@ -87,14 +87,19 @@ def _request_body(req: ControlRequest) -> dict[str, Any]:
     return body
 
 
-def control_request_envelope(req: ControlRequest, serializer: str = "json") -> Envelope:
-    """The broadcast envelope of a request (fanout exchange, empty routing key)."""
+def control_request_envelope(
+    req: ControlRequest, serializer: str = "json", *, exact: bool = False
+) -> Envelope:
+    """The broadcast envelope of a request (fanout exchange, empty routing key).
+
+    ``exact=True`` writes Celery's own JSON bytes (for comparisons).
+    """
     headers: dict[str, Any] = {}
     if req.clock is not None:
         headers["clock"] = req.clock
     if req.expires is not None:
         headers["expires"] = req.expires
-    body, content_type, content_encoding = dumps(_request_body(req), serializer)
+    body, content_type, content_encoding = dumps(_request_body(req), serializer, exact=exact)
     return Envelope(
         body=body,
         content_type=content_type,
@@ -148,12 +153,13 @@ def control_reply_envelope(
     clock: int | None = None,
     exchange: str = PIDBOX_REPLY_EXCHANGE,
     serializer: str = "json",
+    exact: bool = False,
 ) -> Envelope:
     """A worker's reply ``{nodename: value}`` to client ``reply_to`` (its oid)."""
     headers: dict[str, Any] = {"ticket": ticket}
     if clock is not None:
         headers["clock"] = clock
-    body, content_type, content_encoding = dumps({nodename: value}, serializer)
+    body, content_type, content_encoding = dumps({nodename: value}, serializer, exact=exact)
     return Envelope(
         body=body,
         content_type=content_type,

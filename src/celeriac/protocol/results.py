@@ -26,7 +26,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from celeriac.errors import DecodeError
-from celeriac.protocol.serializers import content_type_for, dumps, json_dumps, json_loads, loads
+from celeriac.protocol.serializers import (
+    content_type_for,
+    dumps,
+    json_dumps,
+    json_dumps_exact,
+    json_loads,
+    loads,
+)
 
 __all__ = [
     "ResultMeta",
@@ -98,9 +105,12 @@ def meta_dict(meta: ResultMeta) -> dict[str, Any]:
     return out
 
 
-def encode_meta(meta: ResultMeta, serializer: str = "json") -> bytes:
-    """Serialize ``meta`` as a Celery worker writes ``celery-task-meta-<id>``."""
-    data, _, _ = dumps(meta_dict(meta), serializer)
+def encode_meta(meta: ResultMeta, serializer: str = "json", *, exact: bool = False) -> bytes:
+    """Serialize ``meta`` as a Celery worker writes ``celery-task-meta-<id>``.
+
+    Compact JSON unless ``exact=True`` asks for a Celery worker's own bytes.
+    """
+    data, _, _ = dumps(meta_dict(meta), serializer, exact=exact)
     return data
 
 
@@ -157,10 +167,10 @@ def _date_done(value: Any) -> str | None:
 # -- groups ------------------------------------------------------------------
 
 
-def encode_group_meta(group_id: str, task_ids: Sequence[str]) -> bytes:
+def encode_group_meta(group_id: str, task_ids: Sequence[str], *, exact: bool = False) -> bytes:
     """The ``celery-taskset-meta-<gid>`` value: nested ``[[id, parent], children]`` tuples."""
     children = [[[task_id, None], None] for task_id in task_ids]
-    return json_dumps({"result": [[group_id, None], children]})
+    return (json_dumps_exact if exact else json_dumps)({"result": [[group_id, None], children]})
 
 
 def decode_group_meta(data: bytes | str) -> list[str]:
@@ -187,7 +197,9 @@ def _result_tuple_id(node: Any) -> str:
 
 def chord_part_member(task_id: str, state: str, result: Any) -> bytes:
     """A member of the chord results zset (``.j``): ``[1, id, state, result]``."""
-    return json_dumps([1, task_id, state, result])
+    # kombu's exact bytes: the sorted set deduplicates a redelivered part by
+    # member bytes, which must not depend on whether Celery or celeriac wrote it.
+    return json_dumps_exact([1, task_id, state, result])
 
 
 def decode_chord_part_member(data: bytes | str) -> tuple[str, str, Any]:

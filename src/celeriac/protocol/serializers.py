@@ -6,20 +6,20 @@ and back. The registry is a plain dict from name to :class:`Serializer`
 more (the ``auth`` signing serializer registers itself that way).
 
 **JSON bytes.** Decoding always goes through orjson (the worker's hot path).
-Encoding produces exactly the bytes kombu 5.x writes: ``", "`` and ``": "``
-separators and ASCII-only output (``"\\u00e9"``), with kombu's markers for the
-types JSON lacks (``{"__type__": "datetime", "__value__": "..."}`` for
-datetime, date, time, decimal, uuid, bytes and base64). Celery accepts compact
-JSON too, so byte equality is not needed to interoperate; we still reproduce it
-because it costs little and buys a lot: captured Celery messages and results are
-golden files that our encoder must reproduce byte for byte, a result value
-written by a celeriac worker is indistinguishable from a Celery worker's, and
-operators can diff messages from both. orjson cannot emit that style (no
-separator or ASCII options, and it writes ``1e16`` where Python writes
-``1e+16``), so encoding uses the stdlib's C encoder configured like kombu.
-Measured here: ~3 us for a small task body and ~10 us for a whole Redis
-element, against ~1 us with orjson -- small next to one broker round trip
-(~200 us), visible only in pipelined batch publishing.
+:func:`json_dumps` (the ``json`` serializer) encodes with orjson: compact,
+UTF-8 JSON that kombu's ``json.loads`` reads to the same values as kombu's own
+output (separators and escapes do not change what is decoded). kombu's markers
+for the types JSON lacks are still written
+(``{"__type__": "datetime", "__value__": "..."}`` for datetime, date, time,
+decimal, uuid, bytes and base64). Values orjson would write differently from
+kombu -- UUIDs (orjson writes a bare string), NaN and infinities (orjson writes
+``null``), integers beyond 64 bits, non-string dict keys, lone surrogates --
+send the whole document to :func:`json_dumps_exact` instead. That function
+writes exactly the bytes kombu 5.x writes (``", "``/``": "`` separators, ASCII
+escapes) with the stdlib C encoder; the golden tests re-encode captured Celery
+messages through it byte for byte. Measured here: ~1 us (orjson) against ~3 us
+(stdlib) for a small task body and ~3 against ~14 us for a whole Redis element
+(see docs/decisions.md).
 
 Decoding quirks handled: orjson turns integers beyond 64 bits into floats and
 rejects ``NaN``; such documents are decoded by the stdlib instead, so values
@@ -59,6 +59,7 @@ __all__ = [
     "decompress",
     "dumps",
     "json_dumps",
+    "json_dumps_exact",
     "json_loads",
     "loads",
     "register_serializer",
@@ -114,12 +115,75 @@ _TYPE_MARK_B = b'"__type__"'
 _TYPE_MARK_S = '"__type__"'
 
 
-def json_dumps(obj: Any) -> bytes:
+def json_dumps_exact(obj: Any) -> bytes:
     """Serialize ``obj`` to JSON bytes exactly as kombu's ``json`` serializer does."""
     try:
         return _ENCODER.encode(obj).encode("ascii")
     except (TypeError, ValueError) as exc:
         raise EncodeError(f"cannot encode as JSON: {exc}") from exc
+
+
+# orjson hands these to ``default`` (kombu's markers) instead of writing its
+# own forms; dataclasses go there too, so both encoders accept the same types.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _orjson_safe(obj: Any) -> bool:
+    """False when orjson would write ``obj`` differently from kombu.
+
+    orjson writes UUIDs natively (a bare string, no marker) and NaN/infinity as
+    ``null``; neither reaches ``default``, so they are looked for here. Big
+    ints, non-string keys and lone surrogates make orjson raise instead.
+    Scalars are checked inline: a call per item would double the cost.
+    """
+    kind = type(obj)
+    items: Any
+    if kind is dict:
+        items = obj.values()
+    elif kind is list or kind is tuple:
+        items = obj
+    elif kind is float:
+        return bool(obj - obj == 0.0)  # NaN and +-inf give NaN
+    elif kind in _SCALARS:
+        return True
+    else:
+        return _other_safe(obj)
+    for item in items:
+        if type(item) in _SCALARS:
+            continue
+        if not _orjson_safe(item):
+            return False
+    return True
+
+
+def _other_safe(obj: Any) -> bool:
+    if isinstance(obj, uuid.UUID):
+        return False
+    if isinstance(obj, float):
+        return bool(obj - obj == 0.0)
+    if isinstance(obj, dict):
+        return all(map(_orjson_safe, obj.values()))
+    if isinstance(obj, (list, tuple)):
+        return all(map(_orjson_safe, obj))
+    return True  # str/int subclasses, or types ``default`` marks or refuses
+
+
+def json_dumps(obj: Any) -> bytes:
+    """Serialize ``obj`` to compact JSON that kombu decodes like its own output.
+
+    orjson for speed; documents orjson would render differently from kombu
+    fall back to :func:`json_dumps_exact`. Raises
+    :class:`~celeriac.errors.EncodeError` for values neither can encode.
+    """
+    try:
+        if _orjson_safe(obj):
+            return orjson.dumps(obj, default=_kombu_default, option=_ORJSON_OPTIONS)
+    except RecursionError as exc:
+        raise EncodeError(f"cannot encode as JSON: {exc}") from exc
+    except TypeError:
+        pass  # big int, non-str key, surrogate, or an unknown type: the stdlib says which
+    return json_dumps_exact(obj)
 
 
 def json_loads(data: bytes | bytearray | memoryview | str) -> Any:
@@ -304,15 +368,18 @@ def serializer_name_for(content_type: str) -> str | None:
     return found.name if found else None
 
 
-def dumps(obj: Any, serializer: str = "json") -> tuple[bytes, str, str]:
+def dumps(obj: Any, serializer: str = "json", *, exact: bool = False) -> tuple[bytes, str, str]:
     """Serialize ``obj``; return ``(data, content_type, content_encoding)``.
 
-    ``serializer`` is a name or a content type. Raises
+    ``serializer`` is a name or a content type. ``exact=True`` makes the
+    ``json`` serializer write kombu's own bytes (:func:`json_dumps_exact`). Raises
     :class:`~celeriac.errors.EncodeError` for values the serializer cannot
     encode and :class:`~celeriac.errors.ConfigurationError` for unknown names or
     a missing optional package.
     """
     codec = _lookup(serializer)
+    if exact and codec.encode is json_dumps:
+        return json_dumps_exact(obj), codec.content_type, codec.content_encoding
     return codec.encode(obj), codec.content_type, codec.content_encoding
 
 
