@@ -280,3 +280,42 @@ def translating(
         raise
     except (redis.exceptions.RedisError, OSError) as exc:
         raise translate_error(exc, target, doing, unreachable) from exc
+
+
+class SyncScriptCaller:
+    """Run Lua scripts on a sync client with one bare EVALSHA per call.
+
+    redis-py's ``Script.__call__`` goes through the client's full command path
+    (argument inspection, observability hooks, retry wrapper), which costs about
+    as much client CPU as the round trip itself; a sync ``delay()`` is one such
+    call. This sends EVALSHA on a pooled connection directly and reloads the
+    script when Redis has forgotten it (restart, ``SCRIPT FLUSH``). Errors are
+    redis-py's, for :func:`translate_error` / the caller's retry policy.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+        self._shas: dict[str, str] = {}
+
+    def __call__(self, source: str, keys: list[str], args: list[Any]) -> Any:
+        """Run ``source`` with ``keys`` and ``args``; return Redis's raw reply."""
+        sha = self._shas.get(source)
+        if sha is None:
+            sha = self._shas[source] = str(self._client.script_load(source))
+        pool = self._client.connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_command("EVALSHA", sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+            try:
+                return conn.read_response()
+            except redis.exceptions.NoScriptError:
+                conn.send_command(
+                    "EVAL", source, len(keys), *keys, *args
+                )  # type: ignore[no-untyped-call]
+                return conn.read_response()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
+            # a half-read reply must not reach the next caller
+            conn.disconnect()  # type: ignore[no-untyped-call]
+            raise
+        finally:
+            pool.release(conn)

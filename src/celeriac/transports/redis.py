@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 import redis
 import redis.asyncio
 import redis.exceptions
-from redis.commands.core import AsyncScript, Script
+from redis.commands.core import AsyncScript
 
 from celeriac.errors import BrokerUnreachable, DecodeError, OperationalError
 from celeriac.protocol import keys
@@ -53,6 +53,7 @@ from celeriac.protocol.kombu_json import decode_element, encode_element
 from celeriac.transports import _redis_scripts as lua
 from celeriac.transports import _virtual
 from celeriac.transports._redis_conn import (
+    SyncScriptCaller,
     make_async_client,
     make_sync_client,
     parse_redis_url,
@@ -129,7 +130,7 @@ class RedisTransport(Transport):
         self._down_since: float | None = None
         self._wake: WakeListener | None = None
         self._scripts: dict[str, AsyncScript] = {}
-        self._sync_scripts: dict[str, Script] = {}
+        self._sync_scripts: SyncScriptCaller | None = None
         self._poll_cap = max(_IDLE_POLL_MIN, min(self.options.poll_interval, 0.25))
 
     # -- connections ---------------------------------------------------------
@@ -175,7 +176,7 @@ class RedisTransport(Transport):
         if self._sync is not None:
             self._sync.close()
             self._sync = None
-            self._sync_scripts.clear()
+            self._sync_scripts = None
 
     async def _script(self, source: str, keys_: Sequence[str], args: Sequence[Any]) -> Any:
         script = self._scripts.get(source)
@@ -184,10 +185,9 @@ class RedisTransport(Transport):
         return await script(keys=list(keys_), args=list(args))
 
     def _script_sync(self, source: str, keys_: Sequence[str], args: Sequence[Any]) -> Any:
-        script = self._sync_scripts.get(source)
-        if script is None:
-            script = self._sync_scripts[source] = self._sync_client().register_script(source)
-        return script(keys=list(keys_), args=list(args))
+        if self._sync_scripts is None:
+            self._sync_scripts = SyncScriptCaller(self._sync_client())
+        return self._sync_scripts(source, list(keys_), list(args))
 
     # -- topology ------------------------------------------------------------
     def _declare_ops(self, queues: Sequence[QueueSpec]) -> list[tuple[str, str]]:
