@@ -21,7 +21,12 @@ from celeriac.app.context import current_request
 from celeriac.app.queues import queue_spec
 from celeriac.errors import OperationalError
 from celeriac.protocol.envelope import Envelope
-from celeriac.protocol.message import TaskMessage, build_task_envelope, new_task_id
+from celeriac.protocol.message import (
+    TaskMessage,
+    build_task_envelope,
+    new_task_id,
+    task_message,
+)
 from celeriac.protocol.priority import to_redis
 from celeriac.transports.registry import transport_class
 
@@ -131,7 +136,7 @@ class Producer:
         if priority is not None and self._low_first():
             priority = to_redis(priority)
         headers = options.get("headers") or {}
-        message = TaskMessage(
+        message = task_message(
             task=name,
             id=task_id,
             args=tuple(args),

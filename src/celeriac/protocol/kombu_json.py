@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import uuid
 from typing import Any
 
 from celeriac.errors import DecodeError
+from celeriac.protocol._ids import uuid4_str
 from celeriac.protocol.envelope import Envelope
 from celeriac.protocol.serializers import json_dumps, json_dumps_exact, json_loads
 
@@ -60,7 +60,7 @@ def _element_dict(env: Envelope) -> dict[str, Any]:
     properties["delivery_info"] = {"exchange": env.exchange, "routing_key": env.routing_key}
     properties["priority"] = env.priority if env.priority is not None else 0
     properties["body_encoding"] = "base64"
-    properties["delivery_tag"] = env.delivery_tag or str(uuid.uuid4())
+    properties["delivery_tag"] = env.delivery_tag or uuid4_str()
     return {
         "body": base64.b64encode(env.body).decode("ascii"),
         "content-encoding": env.content_encoding,

@@ -18,13 +18,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
-import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from celeriac.errors import DecodeError, ProtocolError
+from celeriac.protocol._ids import uuid4_str
 from celeriac.protocol.envelope import Envelope
 from celeriac.protocol.serializers import compress, decompress, dumps, loads
 
@@ -38,6 +38,7 @@ __all__ = [
     "parse_task_envelope",
     "process_origin",
     "safe_repr",
+    "task_message",
     "task_message_summary",
 ]
 
@@ -116,7 +117,7 @@ class TaskMessage:
 
 def new_task_id() -> str:
     """A fresh task id (uuid4 string, as Celery makes them)."""
-    return str(uuid.uuid4())
+    return uuid4_str()
 
 
 def process_origin() -> str:
@@ -155,6 +156,34 @@ def task_message_summary(msg: TaskMessage) -> str:
     parts.append(f"args={msg.argsrepr or safe_repr(msg.args, 120)}")
     parts.append(f"kwargs={msg.kwargsrepr or safe_repr(msg.kwargs, 120)}")
     return " ".join(parts)
+
+
+_FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(TaskMessage))
+_PLAIN_DEFAULTS = {
+    f.name: f.default
+    for f in dataclasses.fields(TaskMessage)
+    if f.default is not dataclasses.MISSING
+}
+
+
+def task_message(**fields: Any) -> TaskMessage:
+    """``TaskMessage(**fields)`` at about half the cost (one per sent or received task).
+
+    A frozen dataclass's ``__init__`` sets each of the 28 fields through
+    ``object.__setattr__``; this fills the instance dict in one update. Same
+    value, same checks on names (``task`` and ``id`` required, no unknown ones).
+    """
+    if "task" not in fields or "id" not in fields or not fields.keys() <= _FIELD_NAMES:
+        unknown = sorted(set(fields) - _FIELD_NAMES) or "task and id are required"
+        raise TypeError(f"task_message(): bad fields: {unknown}")
+    values = dict(_PLAIN_DEFAULTS)
+    values["kwargs"] = {}
+    values["stamps"] = {}
+    values["extra_headers"] = {}
+    values.update(fields)
+    msg = object.__new__(TaskMessage)
+    msg.__dict__.update(values)
+    return msg
 
 
 # -- building ----------------------------------------------------------------
@@ -371,7 +400,7 @@ def _parse_v2(env: Envelope, headers: Mapping[str, Any], payload: Any) -> TaskMe
         raise DecodeError("protocol 2 body embed is not an object")
     stamped = headers.get("stamped_headers")
     stamps = headers.get("stamps")
-    return TaskMessage(
+    return task_message(
         task=_required_str(headers, "task", "message headers"),
         id=_required_str(headers, "id", "message headers"),
         args=args,
