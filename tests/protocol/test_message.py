@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -417,3 +418,11 @@ def test_body_base64_in_vector_matches_body(vector: Any) -> None:
     message = vector("redis_delay_add")["messages"][0]
     env = decode_element(message["raw_list_element"])
     assert env.body == base64.b64decode(message["body_decoded"]["body_bytes_b64"])
+
+
+def test_parsed_message_has_every_field_and_keeps_extra_header_order() -> None:
+    env = build_task_envelope(_fresh(extra_headers={"x-b": 1, "x-a": 2}), queue="q")
+    msg = parse_task_envelope(decode_element(encode_element(env)), {"json"})
+    assert set(vars(msg)) == {f.name for f in dataclasses.fields(TaskMessage)}
+    assert list(msg.extra_headers) == ["x-b", "x-a"]
+    assert msg == dataclasses.replace(msg)  # the ordinary constructor agrees
