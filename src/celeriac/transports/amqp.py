@@ -412,18 +412,28 @@ class AMQPTransport(Transport):
         return link, sorted(tags)
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
-        """Acknowledge; one ``multiple`` ack when the batch is every older unacked tag."""
+        """Acknowledge: one ``multiple`` ack for the longest run of the oldest unacked
+        tags that are all in the batch, one ack each for the rest.
+
+        Only the last frame waits until it is written (the frames go out in
+        order), not each one.
+        """
         link, tags = self._current(deliveries, "ack")
         if link is None or not tags:
             return
         try:
             channel = await self._channel(link, "consumer")
-            top = tags[-1]
-            if len(tags) > 1 and sum(1 for t in link.unacked if t <= top) == len(tags):
-                await channel.basic_ack(top, multiple=True)
-            else:
-                for tag in tags:
-                    await channel.basic_ack(tag)
+            batch = set(tags)
+            prefix = 0
+            for tag in sorted(link.unacked):
+                if tag not in batch:
+                    break
+                prefix += 1
+            frames = [(tags[prefix - 1], True)] if prefix > 1 else []
+            frames += [(tag, False) for tag in tags[prefix if prefix > 1 else 0:]]
+            for i, (tag, multiple) in enumerate(frames):
+                # Only the last waits: the writer is FIFO, so it was written after the others.
+                await channel.basic_ack(tag, multiple=multiple, wait=i == len(frames) - 1)
         except AIO_ERRORS as exc:
             self._broken(link, exc)
             logger.debug("ack failed, the broker will redeliver: %s", exc)
