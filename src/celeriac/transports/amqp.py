@@ -37,7 +37,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from functools import partial
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import aiormq
 from pamqp import commands as spec
@@ -319,6 +319,9 @@ class AMQPTransport(Transport):
     # -- publishing ------------------------------------------------------------------
     async def _publish_on(self, link: _Link, envelope: Envelope) -> None:
         channel = await self._channel(link, "publisher", confirms=True)
+        await self._confirmed(channel, envelope)
+
+    async def _confirmed(self, channel: Any, envelope: Envelope) -> None:
         confirmation = await channel.basic_publish(
             envelope.body, exchange=envelope.exchange, routing_key=envelope.routing_key,
             properties=_properties(envelope))
@@ -333,7 +336,10 @@ class AMQPTransport(Transport):
     async def publish_many(self, items: Sequence[tuple[Envelope, float | None]]) -> None:
         """Publish all, pipelined: every confirm is awaited, all in one wait."""
         async def run(link: _Link) -> None:
-            await asyncio.gather(*(self._publish_on(link, env) for env, _ in items))
+            # The channel first, so the publishes start (and are written) in list
+            # order: a batch keeps its FIFO order in the queue.
+            channel = await self._channel(link, "publisher", confirms=True)
+            await asyncio.gather(*(self._confirmed(channel, env) for env, _ in items))
 
         await self._with_retry(run)
 
