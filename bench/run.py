@@ -169,7 +169,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-overhead", action="store_true", help="skip workload 3")
     parser.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
     args = parser.parse_args(argv)
-    args.systems = args.systems.split(",")
+    aliases = {"rabbitmq": "amqp", "pyamqp": "amqp"}
+    brokers = [aliases.get(b.strip(), b.strip()) for b in args.brokers.split(",") if b.strip()]
+    unknown = sorted(set(brokers) - {"redis", "amqp", "sqlite"})
+    if unknown:
+        parser.error(f"unknown broker(s) {', '.join(unknown)}: "
+                     "use redis, amqp (or rabbitmq), sqlite")
+    args.brokers = ",".join(brokers)
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    if set(systems) - {"celeriac", "celery"}:
+        parser.error("--systems takes celeriac and/or celery")
+    args.systems = systems
     n = QUICK if args.quick else FULL
     started = time.time()
     log("limits: Redis round trip, pipelined LPUSH, INCR loop")
