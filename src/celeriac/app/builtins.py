@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from celeriac.canvas import chord, chunked, group, signature_from_dict
+from celeriac.canvas import chain, chord, chunked, group, signature_from_dict
 
 if TYPE_CHECKING:
     from celeriac.app.core import App
@@ -49,8 +49,12 @@ def _group(self: Task[Any, Any], tasks: list[Any], result: Any = None,
     return sig.apply_async(tuple(partial_args or ())).as_tuple()
 
 
-def _chain(self: Task[Any, Any], *args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError("chain is not a real task: send chain(...) instead")
+def _chain(self: Task[Any, Any], *args: Any, tasks: Iterable[Any] = (), **kwargs: Any) -> Any:
+    """A chain sent as one task (its steps in ``tasks``): send it from here."""
+    steps = list(tasks)
+    if not steps:
+        raise TypeError("celery.chain needs its steps in the 'tasks' keyword argument")
+    return chain(*steps, app=self.app).apply_async(args).id
 
 
 def _chord(self: Task[Any, Any], header: Any, body: Any, partial_args: Iterable[Any] = (),

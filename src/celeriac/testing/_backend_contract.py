@@ -53,7 +53,7 @@ class BackendContract:
     # -- hooks ---------------------------------------------------------------
     def make_url(self, tmp_path: Path) -> str:
         """The backend URL the tests use (override)."""
-        raise NotImplementedError("a BackendContract subclass must define make_url()")
+        raise TypeError(f"{type(self).__name__} must define make_url() (BackendContract)")
 
     def backend_options(self, **changes: object) -> BackendOptions:
         """Options for the backends the tests build; ``changes`` override fields."""

@@ -56,7 +56,7 @@ class TransportContract:
     # -- hooks ---------------------------------------------------------------
     def make_url(self, tmp_path: Path) -> str:
         """The broker URL the tests use (override)."""
-        raise NotImplementedError("a TransportContract subclass must define make_url()")
+        raise TypeError(f"{type(self).__name__} must define make_url() (TransportContract)")
 
     def transport_options(self) -> TransportOptions:
         """Options for every transport the tests build."""
