@@ -61,9 +61,10 @@ def _run(project: Project, server: RedisServer) -> None:
                    what=f"{TASKS // 5} tasks run")  # fmt: skip
     started = time.monotonic()
     server.shutdown()
-    # Down until the worker's consumer has given up a fetch (an event, not a guessed
-    # duration): long enough for result writes, acks and requeues to fail too.
-    worker.wait_for(r"broker connection lost", timeout=30)
+    # Down until the worker says it lost Redis (an event, not a guessed duration): its
+    # consumer gives up a fetch, or, when every prefetch slot is held by tasks that are
+    # themselves waiting for Redis, its lease/maintenance loop fails first.
+    worker.wait_for(r"broker connection lost|Redis maintenance failed", timeout=30)
     server.start()
     downtime = time.monotonic() - started
     with project.client() as client:
