@@ -22,6 +22,7 @@ from celeriac.backends._rules import may_replace, wait_timeout
 from celeriac.backends.base import BackendOptions, ChordPart, ResultBackend
 from celeriac.protocol.results import ResultMeta
 from celeriac.protocol.states import READY_STATES
+from celeriac.transports._named import NamedStores
 
 __all__ = ["MemoryBackend", "drop_store"]
 
@@ -41,22 +42,12 @@ class _Store:
     last_sweep: float = 0.0
 
 
-_STORES: dict[str, _Store] = {}
-_STORES_LOCK = threading.Lock()
-
-
-def _store_for(name: str) -> _Store:
-    with _STORES_LOCK:
-        store = _STORES.get(name)
-        if store is None:
-            store = _STORES[name] = _Store()
-        return store
+_STORES: NamedStores[_Store] = NamedStores(_Store)
 
 
 def drop_store(name: str = "") -> None:
     """Forget the in-process result store ``memory://name`` and everything in it."""
-    with _STORES_LOCK:
-        _STORES.pop(name, None)
+    _STORES.drop(name)
 
 
 class MemoryBackend(ResultBackend):
@@ -68,7 +59,7 @@ class MemoryBackend(ResultBackend):
     def __init__(self, url: str = "memory://", options: BackendOptions | None = None) -> None:
         super().__init__(url, options)
         self.name = url.partition("://")[2].strip("/")
-        self._store = _store_for(self.name)
+        self._store = _STORES.get(self.name)
 
     # -- helpers (call with the lock held) -----------------------------------
     def _fresh(self, stored_at: float, now: float) -> bool:

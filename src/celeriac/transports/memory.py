@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from celeriac.protocol.envelope import Envelope
 from celeriac.transports import _virtual
+from celeriac.transports._named import NamedStores
 from celeriac.transports.base import (
     Binding,
     Delivery,
@@ -115,22 +116,12 @@ class _Store:
                 self.waiters.discard((loop, event))
 
 
-_STORES: dict[str, _Store] = {}
-_STORES_LOCK = threading.Lock()
-
-
-def _store_for(name: str) -> _Store:
-    with _STORES_LOCK:
-        store = _STORES.get(name)
-        if store is None:
-            store = _STORES[name] = _Store()
-        return store
+_STORES: NamedStores[_Store] = NamedStores(_Store)
 
 
 def drop_store(name: str = "") -> None:
     """Forget the in-process broker ``memory://name`` and everything in it."""
-    with _STORES_LOCK:
-        _STORES.pop(name, None)
+    _STORES.drop(name)
 
 
 def _name_of(url: str) -> str:
@@ -148,7 +139,7 @@ class MemoryTransport(Transport):
     def __init__(self, url: str = "memory://", options: TransportOptions | None = None) -> None:
         super().__init__(url, options)
         self.name = _name_of(url)
-        self._store = _store_for(self.name)
+        self._store = _STORES.get(self.name)
         self._consumer = f"memory-{id(self):x}"
         self._held: set[int] = set()
 
