@@ -39,6 +39,17 @@ def test_bad_loglevel(project: Path) -> None:
     assert "loud" in proc.output and "Traceback" not in proc.output
 
 
+def test_celery_green_pool_names_the_celeriac_equivalent(project: Path) -> None:
+    proc = CliProcess(["-A", "tasks", "worker", "--pool=gevent", "--concurrency=100"], project)
+    line = _one_line_error(proc)
+    assert "gevent" in line and "-P asyncio" in line
+
+
+def test_unknown_pool_lists_the_pools(project: Path) -> None:
+    line = _one_line_error(CliProcess(["-A", "tasks", "worker", "-P", "fork"], project))
+    assert "'fork'" in line and "prefork" in line and "asyncio" in line
+
+
 def test_unreachable_broker_is_retried_with_a_clear_line(project: Path) -> None:
     proc = CliProcess(
         ["-A", "tasks", "-b", "redis://:hunter2@127.0.0.1:1/0", "worker", "-P", "solo"], project

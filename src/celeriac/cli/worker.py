@@ -33,6 +33,24 @@ def _autoscale(value: str | None) -> tuple[int, int] | None:
     return (max(high, low), min(high, low))
 
 
+#: Celery pools celeriac does not have, and what to use instead.
+_POOL_INSTEAD = {
+    "gevent": "-P asyncio with async def tasks (or -P threads for blocking I/O)",
+    "eventlet": "-P asyncio with async def tasks (or -P threads for blocking I/O)",
+}
+
+
+def _pool(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Check ``--pool``; Celery's green-thread pools get the celeriac equivalent named."""
+    if value is None or value in POOLS:
+        return value
+    instead = _POOL_INSTEAD.get(value)
+    if instead:
+        raise click.BadParameter(
+            f"celeriac has no {value!r} pool (no monkey-patching); use {instead}.")
+    raise click.BadParameter(f"{value!r} is not a pool; choose one of {', '.join(sorted(POOLS))}.")
+
+
 def _split(values: tuple[str, ...]) -> list[str]:
     return [q.strip() for v in values for q in v.split(",") if q.strip()]
 
@@ -71,8 +89,8 @@ def banner(w: Worker) -> str:
 @click.option("-f", "--logfile", default=None, help="Log to this file instead of stderr.")
 @click.option("-c", "--concurrency", type=int, default=None,
               help="Number of child processes/threads (default: CPU count; asyncio: 100).")
-@click.option("-P", "--pool", type=click.Choice(sorted(POOLS)), default=None,
-              help="Pool implementation (default: prefork).")
+@click.option("-P", "--pool", default=None, callback=_pool,
+              help=f"Pool implementation: {', '.join(sorted(POOLS))} (default: prefork).")
 @click.option("-Q", "--queues", multiple=True, help="Comma-separated queues to consume.")
 @click.option("-X", "--exclude-queues", multiple=True, help="Comma-separated queues to skip.")
 @click.option("-n", "--hostname", default=None, help="Node name, e.g. w1@%h.")
