@@ -139,8 +139,9 @@ def render(results: dict[str, Any], lims: dict[str, float], lims_after: dict[str
            f"latency {n['latency']:,} sequential calls.", "", "Machine:", *machine(), ""]
     rtt = (lims["rtt_ms"] + lims_after["rtt_ms"]) / 2
     out += [
-        "## Limits measured in the same run (bare redis-py; before / after the workloads)", "",
-        f"- Redis round trip (PING, median): {lims['rtt_ms']:.3f} / {lims_after['rtt_ms']:.3f} ms"
+        "## Limits measured in the same run (before / after the workloads)", "",
+        f"- Redis round trip (bare PING on a plain socket, median): {lims['rtt_ms']:.3f} / "
+        f"{lims_after['rtt_ms']:.3f} ms"
         f" (so at most ~{1000 / rtt:,.0f} confirmed one-by-one publishes/s)",
         f"- pipelined LPUSH of task-sized elements: {lims['lpush']:,.0f} / "
         f"{lims_after['lpush']:,.0f} msg/s",

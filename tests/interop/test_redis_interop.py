@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from tests.helpers.procs import run_python
-from tests.interop._sides import start_celeriac, start_celery
+from tests.interop._sides import TO_CELERIAC, TO_CELERY, start_celeriac, start_celery
 
 pytestmark = pytest.mark.redis
 
@@ -37,6 +37,20 @@ def client_run(path: Path, client: str, code: str, timeout: float = 60.0) -> obj
 
 def test_add(interop_dir: Path, redis_side: str) -> None:
     assert client_run(interop_dir, redis_side, "out = add.delay(2, 3).get(timeout=20)") == 5
+
+
+def test_bulk_sent_messages_run_on_either_worker(interop_dir: Path, redis_side: str) -> None:
+    # celeriac's bulk publish (one template per chunk) to whichever worker runs now:
+    # Celery's when the direction is celeriac -> Celery, else celeriac's.
+    queue = TO_CELERY if redis_side == "celeriac_side" else TO_CELERIAC
+    code = f"""
+results = add.delay_many([(i, i) for i in range(20)], queue={queue!r}, chunk_size=8)
+results += add.delay_many([(i,) for i in range(5)], [{{"y": 100}}] * 5, queue={queue!r},
+                          countdown=1, priority=5, expires=600, headers={{"x-trace": "t1"}})
+out = [r.get(timeout=30) for r in results]
+"""
+    assert client_run(interop_dir, "celeriac_side", code) == (
+        [2 * i for i in range(20)] + [i + 100 for i in range(5)])
 
 
 def test_failure_arrives_as_the_same_exception(interop_dir: Path, redis_side: str) -> None:

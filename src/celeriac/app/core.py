@@ -224,13 +224,22 @@ class App:
         (except ``task_id``: each call gets a fresh one), and each chunk is one
         transport batch (one round trip on Redis) instead of one per task.
         ``kwargs_list``, when given, pairs with ``args_list`` item by item.
+        ``countdown`` and ``expires`` count from one clock reading for the whole
+        send. Each chunk's headers are built once and only the ids, arguments and
+        bodies per call (see :meth:`Producer.build_batches`).
         """
         task = self.tasks.get(name) if task is None else task
         results: list[AsyncResult[Any]] = []
-        for chunk in self.producer.build_chunks(name, args_list, kwargs_list, options, task,
-                                                chunk_size):
-            self.producer.send_many_sync(chunk, options)
-            results += [AsyncResult(o.message.id, self, task_name=name) for o in chunk]
+        producer = self.producer
+        for chunk in producer.build_batches(name, args_list, kwargs_list, options, task,
+                                            chunk_size):
+            if isinstance(chunk, list):
+                producer.send_many_sync(chunk, options)
+                ids = [o.message.id for o in chunk]
+            else:
+                producer.send_batch_sync(chunk, options)
+                ids = chunk.ids
+            results += [AsyncResult(i, self, task_name=name) for i in ids]
         return results
 
     async def asend_many(
@@ -246,10 +255,16 @@ class App:
         """Async :meth:`send_many`."""
         task = self.tasks.get(name) if task is None else task
         results: list[AsyncResult[Any]] = []
-        for chunk in self.producer.build_chunks(name, args_list, kwargs_list, options, task,
-                                                chunk_size):
-            await self.producer.send_many_async(chunk, options)
-            results += [AsyncResult(o.message.id, self, task_name=name) for o in chunk]
+        producer = self.producer
+        for chunk in producer.build_batches(name, args_list, kwargs_list, options, task,
+                                            chunk_size):
+            if isinstance(chunk, list):
+                await producer.send_many_async(chunk, options)
+                ids = [o.message.id for o in chunk]
+            else:
+                await producer.send_batch_async(chunk, options)
+                ids = chunk.ids
+            results += [AsyncResult(i, self, task_name=name) for i in ids]
         return results
 
     def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult[Any]:

@@ -9,6 +9,7 @@ No thread hop on either (DESIGN.md section 2.3).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -20,9 +21,11 @@ from celeriac import signals
 from celeriac.app.context import current_request
 from celeriac.app.queues import queue_spec
 from celeriac.errors import OperationalError
+from celeriac.protocol.batch import EnvelopeBatch
 from celeriac.protocol.envelope import Envelope
 from celeriac.protocol.message import (
     TaskMessage,
+    build_task_batch,
     build_task_envelope,
     new_task_id,
     task_message,
@@ -34,7 +37,7 @@ if TYPE_CHECKING:
     from celeriac.app.core import App
     from celeriac.app.routing import Route
 
-__all__ = ["OutgoingTask", "Producer", "paired_calls"]
+__all__ = ["OutgoingBatch", "OutgoingTask", "Producer", "paired_calls"]
 
 logger = logging.getLogger("celeriac.app.producer")
 
@@ -47,6 +50,24 @@ class OutgoingTask:
     envelope: Envelope
     eta: float | None
     route: Route
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingBatch:
+    """Built messages of a bulk send: calls of one task with the same options.
+
+    ``task`` is the first call's message (its name, options and, for logs, its
+    shape); ``envelopes`` holds every call's id and body (see
+    :class:`~celeriac.protocol.batch.EnvelopeBatch`).
+    """
+
+    task: OutgoingTask
+    envelopes: EnvelopeBatch
+
+    @property
+    def ids(self) -> list[str]:
+        """The task ids, in call order."""
+        return self.envelopes.ids
 
 
 def _as_dicts(value: Any) -> list[dict[str, Any]] | None:
@@ -102,15 +123,22 @@ class Producer:
         kwargs: Mapping[str, Any],
         options: Mapping[str, Any],
         task: Any = None,
+        *,
+        now: datetime | None = None,
     ) -> OutgoingTask:
-        """Turn a call and its options into a message, an envelope and a route."""
+        """Turn a call and its options into a message, an envelope and a route.
+
+        ``now`` is the clock reading ``countdown``/``eta``/``expires`` are taken
+        from (default: the current time, read only when one of them is set).
+        """
         settings = self.app.conf.settings
         route = self.app.router.route(name, args, kwargs, options, task)
         task_id = options.get("task_id") or new_task_id()
         countdown = options.get("countdown")
         eta_opt = options.get("eta")
         expires_opt = options.get("expires", getattr(task, "expires", None))
-        now = datetime.now(UTC) if (countdown or eta_opt or expires_opt) else None
+        if now is None and (countdown or eta_opt or expires_opt):
+            now = datetime.now(UTC)
         eta = expires = None
         if now is not None:
             eta = _absolute(eta_opt, now) if eta_opt is not None else (
@@ -160,6 +188,16 @@ class Producer:
             priority=priority,
             reply_to=options.get("reply_to") or self.app.oid,
         )
+        serializer, compression = self._codec(options, task)
+        envelope = build_task_envelope(
+            message, queue=route.routing_key, exchange=route.exchange,
+            serializer=serializer, compression=compression, now=now,
+        )
+        eta_ts = eta.timestamp() if eta is not None else None
+        return OutgoingTask(message, envelope, eta_ts, route)
+
+    def _codec(self, options: Mapping[str, Any], task: Any) -> tuple[str, str | None]:
+        settings = self.app.conf.settings
         serializer = (
             options.get("serializer") or getattr(task, "serializer", None)
             or settings.task_serializer
@@ -168,12 +206,49 @@ class Producer:
             options.get("compression") or getattr(task, "compression", None)
             or settings.task_compression
         )
-        envelope = build_task_envelope(
-            message, queue=route.routing_key, exchange=route.exchange,
-            serializer=serializer, compression=compression,
-        )
-        eta_ts = eta.timestamp() if eta is not None else None
-        return OutgoingTask(message, envelope, eta_ts, route)
+        return serializer, compression
+
+    def build_batches(
+        self,
+        name: str,
+        args_list: Iterable[Sequence[Any]],
+        kwargs_list: Iterable[Mapping[str, Any]] | None,
+        options: Mapping[str, Any],
+        task: Any = None,
+        size: int = 1000,
+        *,
+        now: datetime | None = None,
+    ) -> Iterator[list[OutgoingTask] | OutgoingBatch]:
+        """Build a bulk send in chunks of at most ``size`` calls.
+
+        A chunk is an :class:`OutgoingBatch` (headers and properties built once,
+        per call only id, args and body) when every call must get the same
+        route and headers: no router function that could route calls apart, no
+        publish signal receiver that could edit each message's headers.
+        Otherwise it is a list of individually built messages
+        (:meth:`build_chunks`). Either way the messages are the same.
+        """
+        if "task_id" in options:
+            raise TypeError("a bulk send gives each call its own id; task_id is not allowed")
+        if now is None:
+            now = datetime.now(UTC)
+        if _publish_signals_connected() or not self.app.router.same_route_for_every_call(options):
+            yield from self.build_chunks(name, args_list, kwargs_list, options, task, size,
+                                         now=now)
+            return
+        serializer, compression = self._codec(options, task)
+        calls = paired_calls(args_list, kwargs_list)
+        while True:
+            chunk = list(itertools.islice(calls, size))
+            if not chunk:
+                return
+            first = self.build(name, chunk[0][0], chunk[0][1], options, task, now=now)
+            batch = build_task_batch(
+                first.message, chunk, queue=first.route.routing_key,
+                exchange=first.route.exchange, serializer=serializer,
+                compression=compression, now=now,
+            )
+            yield OutgoingBatch(first, batch)
 
     def build_chunks(
         self,
@@ -183,13 +258,15 @@ class Producer:
         options: Mapping[str, Any],
         task: Any = None,
         size: int = 1000,
+        *,
+        now: datetime | None = None,
     ) -> Iterator[list[OutgoingTask]]:
         """Build one message per call, yielded in lists of at most ``size`` (bulk sends)."""
         if "task_id" in options:
             raise TypeError("a bulk send gives each call its own id; task_id is not allowed")
         chunk: list[OutgoingTask] = []
         for args, kwargs in paired_calls(args_list, kwargs_list):
-            chunk.append(self.build(name, args, kwargs, options, task))
+            chunk.append(self.build(name, args, kwargs, options, task, now=now))
             if len(chunk) >= size:
                 yield chunk
                 chunk = []
@@ -225,10 +302,45 @@ class Producer:
                 break
             except OperationalError as exc:
                 attempt += 1
-                time.sleep(self._retry_delay(retry, policy, attempt, exc, outs))
+                time.sleep(self._retry_delay(retry, policy, attempt, exc,
+                                             [o.message.id for o in outs]))
         if notify:
             for out in outs:
                 self._after_publish(out)
+
+    def send_batch_sync(self, batch: OutgoingBatch, options: Mapping[str, Any]) -> None:
+        """Publish a bulk send's batch (one round trip on Redis), retrying per policy."""
+        transport = self.app.transport
+        queue = batch.task.route.queue
+        if queue not in self._declared:
+            transport.declare_sync([self._spec(queue)])
+            self._declared.add(queue)
+        retry, policy = self._policy(options)
+        attempt = 0
+        while True:
+            try:
+                transport.publish_batch_sync(batch.envelopes, eta=batch.task.eta)
+                return
+            except OperationalError as exc:
+                attempt += 1
+                time.sleep(self._retry_delay(retry, policy, attempt, exc, batch.ids))
+
+    async def send_batch_async(self, batch: OutgoingBatch, options: Mapping[str, Any]) -> None:
+        """Async :meth:`send_batch_sync`."""
+        transport = await self.app.atransport()
+        queue = batch.task.route.queue
+        if queue not in self._declared:
+            await transport.declare([self._spec(queue)])
+            self._declared.add(queue)
+        retry, policy = self._policy(options)
+        attempt = 0
+        while True:
+            try:
+                await transport.publish_batch(batch.envelopes, eta=batch.task.eta)
+                return
+            except OperationalError as exc:
+                attempt += 1
+                await asyncio.sleep(self._retry_delay(retry, policy, attempt, exc, batch.ids))
 
     # -- async path -------------------------------------------------------------
     async def send_async(self, out: OutgoingTask, options: Mapping[str, Any]) -> None:
@@ -261,7 +373,8 @@ class Producer:
                 break
             except OperationalError as exc:
                 attempt += 1
-                await asyncio.sleep(self._retry_delay(retry, policy, attempt, exc, outs))
+                await asyncio.sleep(self._retry_delay(retry, policy, attempt, exc,
+                                                      [o.message.id for o in outs]))
         if notify:
             for out in outs:
                 self._after_publish(out)
@@ -274,13 +387,13 @@ class Producer:
         return sorted({o.route.queue for o in outs} - self._declared)
 
     def _retry_delay(self, retry: bool, policy: Mapping[str, Any], attempt: int,
-                     exc: OperationalError, outs: Sequence[OutgoingTask]) -> float:
+                     exc: OperationalError, ids: Sequence[str]) -> float:
         """Seconds to wait before publish attempt ``attempt + 1``; re-raise when exhausted."""
         if not retry or attempt > int(policy.get("max_retries", 3)):
             raise exc
         delay = self._interval(policy, attempt)
         logger.warning("publish of %d message(s) (first %s) failed (%s); retry %d in %.2fs",
-                       len(outs), outs[0].message.id, exc, attempt, delay)
+                       len(ids), ids[0], exc, attempt, delay)
         return delay
 
     def _low_first(self) -> bool:

@@ -101,6 +101,13 @@ class Router:
         self.default_priority = default_priority
         self._cache: dict[tuple[str, str | None], Route] = {}
 
+    def same_route_for_every_call(self, options: Mapping[str, Any]) -> bool:
+        """True when calls with these options all get one route whatever their
+        arguments (no router function would be asked)."""
+        if any(options.get(k) is not None for k in ("queue", "exchange", "routing_key")):
+            return True
+        return all(isinstance(router, _MapRouter) for router in self.routers)
+
     def route(
         self,
         name: str,

@@ -122,6 +122,7 @@ class Task(Generic[P, R]):
             self.name = f"{fun.__module__}.{self.__name__}"
         self.is_async = inspect.iscoroutinefunction(fun)
         self._signature = inspect.signature(fun)
+        self._positional_range = _positional_range(self._signature, bool(self.bind))
 
     def __repr__(self) -> str:
         return f"<@task: {self.name} of {self.app.main or '__main__'}>"
@@ -144,6 +145,9 @@ class Task(Generic[P, R]):
         """Raise ``TypeError`` early when ``args``/``kwargs`` cannot bind (``typing=True``)."""
         if not self.typing:
             return
+        bounds = self._positional_range
+        if bounds is not None and not kwargs and bounds[0] <= len(args) <= bounds[1]:
+            return  # what bind() would accept, without building a BoundArguments
         try:
             if self.bind:
                 self._signature.bind(None, *args, **kwargs)
@@ -379,3 +383,24 @@ class Task(Generic[P, R]):
             if self.bind:
                 return self.run(self, *args, **kwargs)
             return self.run(*args, **kwargs)
+
+
+def _positional_range(signature: inspect.Signature, bound: bool) -> tuple[int, float] | None:
+    """``(least, most)`` positional arguments a call without keywords may pass, or
+    None when such a call needs a full ``bind()`` (a keyword-only argument
+    without default). ``bound`` tasks get ``self`` first."""
+    least, most = 0, 0.0
+    for param in signature.parameters.values():
+        if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
+            most += 1
+            if param.default is param.empty:
+                least = int(most)
+        elif param.kind is param.VAR_POSITIONAL:
+            most = float("inf")
+        elif param.kind is param.KEYWORD_ONLY and param.default is param.empty:
+            return None
+    if bound:
+        if most < 1:
+            return None
+        least, most = max(least - 1, 0), most - 1
+    return least, most

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["uuid4_str"]
+__all__ = ["uuid4_str", "uuid4_strs"]
 
 _VARIANT = "89ab89ab89ab89ab"  # RFC 4122 variant: the top two bits are 10
 
@@ -19,3 +19,14 @@ def uuid4_str() -> str:
     """A random version-4 UUID in its canonical string form."""
     h = os.urandom(16).hex()
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16)]}{h[17:20]}-{h[20:]}"
+
+
+def uuid4_strs(count: int) -> list[str]:
+    """``count`` random version-4 UUID strings (one ``urandom`` call for all)."""
+    raw = os.urandom(16 * count).hex()
+    variant = _VARIANT
+    out = []
+    for start in range(0, 32 * count, 32):
+        h = raw[start:start + 32]
+        out.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant[int(h[16], 16)]}{h[17:20]}-{h[20:]}")
+    return out

@@ -18,20 +18,22 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from celeriac.errors import DecodeError, ProtocolError
-from celeriac.protocol._ids import uuid4_str
+from celeriac.protocol._ids import uuid4_str, uuid4_strs
+from celeriac.protocol.batch import EnvelopeBatch
 from celeriac.protocol.envelope import Envelope
-from celeriac.protocol.serializers import compress, decompress, dumps, loads
+from celeriac.protocol.serializers import compress, decompress, dumps, json_dumps_fast, loads
 
 __all__ = [
     "ARGSREPR_MAXSIZE",
     "KWARGSREPR_MAXSIZE",
     "TaskMessage",
+    "build_task_batch",
     "build_task_envelope",
     "message_with",
     "new_task_id",
@@ -288,13 +290,7 @@ def build_task_envelope(
         payload: Any = _v1_body(msg)
     else:
         headers = _v2_headers(msg)
-        embed = {
-            "callbacks": msg.callbacks,
-            "errbacks": msg.errbacks,
-            "chain": msg.chain,
-            "chord": msg.chord,
-        }
-        payload = (tuple(msg.args), msg.kwargs, embed)
+        payload = (tuple(msg.args), msg.kwargs, _embed(msg))
     body, content_type, content_encoding = dumps(payload, serializer, exact=exact)
     if compression:
         body, headers["compression"] = compress(body, compression)
@@ -311,6 +307,68 @@ def build_task_envelope(
         exchange=exchange,
         routing_key=queue,
     )
+
+
+def _embed(msg: TaskMessage) -> dict[str, Any]:
+    return {
+        "callbacks": msg.callbacks,
+        "errbacks": msg.errbacks,
+        "chain": msg.chain,
+        "chord": msg.chord,
+    }
+
+
+def build_task_batch(
+    msg: TaskMessage,
+    calls: Iterable[tuple[Sequence[Any], Mapping[str, Any]]],
+    *,
+    queue: str,
+    exchange: str = "",
+    serializer: str = "json",
+    compression: str | None = None,
+    now: datetime | None = None,
+) -> EnvelopeBatch:
+    """One envelope per ``(args, kwargs)`` in ``calls``, each a call of ``msg``'s task.
+
+    Every call gets a fresh id; when ``msg`` is its own root (no ``root_id``
+    or ``root_id == id``) so does its ``root_id``. Envelope ``i`` equals
+    :func:`build_task_envelope` of ``message_with(msg, id=<id i>, args=...,
+    kwargs=...)`` (same ``now``), but headers and properties are built once
+    for the batch: per call only the body, the id and ``argsrepr``/``kwargsrepr``
+    are made. Protocol 2 only, with ``argsrepr``/``kwargsrepr`` left to default.
+    """
+    if msg.protocol != 2 or msg.argsrepr is not None or msg.kwargsrepr is not None:
+        raise ValueError("build_task_batch needs a protocol 2 message with default reprs")
+    prototype = build_task_envelope(msg, queue=queue, exchange=exchange, serializer=serializer,
+                                    compression=compression, now=now)
+    own_root = msg.root_id is None or msg.root_id == msg.id
+    varying = ("id", "root_id", "argsrepr", "kwargsrepr") if own_root else (
+        "id", "argsrepr", "kwargsrepr")
+    embed = _embed(msg)
+    # JSON bodies: "[args,kwargs,embed]" with the embed encoded once, exactly
+    # what json_dumps writes for the whole list when every part is orjson's.
+    embed_json = json_dumps_fast(embed) if serializer == "json" else None
+    calls = list(calls)
+    ids = uuid4_strs(len(calls))
+    rows: list[tuple[str, bytes, tuple[Any, ...]]] = []
+    for task_id, (call_args, call_kwargs) in zip(ids, calls, strict=True):
+        args = tuple(call_args)
+        kwargs = dict(call_kwargs)
+        body = None
+        if embed_json is not None:
+            args_json, kwargs_json = json_dumps_fast(args), json_dumps_fast(kwargs)
+            if args_json is not None and kwargs_json is not None:
+                body = b"[%s,%s,%s]" % (args_json, kwargs_json, embed_json)
+        if body is None:
+            body = dumps((args, kwargs, embed), serializer)[0]
+        if compression:
+            body = compress(body, compression)[0]
+        argsrepr = safe_repr(args, ARGSREPR_MAXSIZE)
+        kwargsrepr = safe_repr(kwargs, KWARGSREPR_MAXSIZE)
+        values = (task_id, task_id, argsrepr, kwargsrepr) if own_root else (
+            task_id, argsrepr, kwargsrepr)
+        rows.append((task_id, body, values))
+    return EnvelopeBatch(prototype, varying, rows)
 
 
 # -- parsing -----------------------------------------------------------------

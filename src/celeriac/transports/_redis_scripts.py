@@ -28,6 +28,7 @@ __all__ = [
     "FETCH",
     "MAINTAIN",
     "PUBLISH",
+    "PUSH_MANY",
     "REQUEUE",
     "locate",
 ]
@@ -120,6 +121,21 @@ for i = 1, #KEYS do
   end
 end
 return #KEYS
+"""
+
+#: KEYS: one list. ARGV: wake prefix, then elements: LPUSHed in order (the
+#: first is served first), in commands of at most 1,000 (Lua's stack limit);
+#: wakes idle consumers when the list was empty. One bulk send's chunk.
+PUSH_MANY = r"""
+local list, last = KEYS[1], #ARGV
+local before = -1
+for i = 2, last, 1000 do
+  local j = math.min(i + 999, last)
+  local n = redis.call('LPUSH', list, unpack(ARGV, i, j))
+  if before < 0 then before = n - (j - i + 1) end
+end
+if before == 0 then redis.call('PUBLISH', ARGV[1] .. list, '') end
+return last - 1
 """
 
 #: KEYS: in-flight hash, leases zset, delayed zset, redelivered hash, then the

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from celeriac.config.urls import mask_url
+from celeriac.protocol.batch import EnvelopeBatch
 from celeriac.protocol.envelope import Envelope
 
 __all__ = ["Binding", "Delivery", "QueueSpec", "Transport", "TransportOptions"]
@@ -157,6 +158,18 @@ class Transport(abc.ABC):
         """Blocking :meth:`publish_many`."""
         for envelope, eta in items:
             self.publish_sync(envelope, eta=eta)
+
+    async def publish_batch(self, batch: EnvelopeBatch, *, eta: float | None = None) -> None:
+        """Send every envelope of ``batch`` (bulk sends); by default as :meth:`publish_many`.
+
+        Transports that can encode a batch faster than envelope by envelope
+        (Redis: kombu's element from one template) override this.
+        """
+        await self.publish_many([(envelope, eta) for envelope in batch.envelopes()])
+
+    def publish_batch_sync(self, batch: EnvelopeBatch, *, eta: float | None = None) -> None:
+        """Blocking :meth:`publish_batch`."""
+        self.publish_many_sync([(envelope, eta) for envelope in batch.envelopes()])
 
     # -- consuming ---------------------------------------------------------
     @abc.abstractmethod

@@ -48,6 +48,7 @@ from redis.commands.core import AsyncScript
 
 from celeriac.errors import BrokerUnreachable, DecodeError, OperationalError
 from celeriac.protocol import keys
+from celeriac.protocol.batch import EnvelopeBatch, encode_elements
 from celeriac.protocol.envelope import Envelope
 from celeriac.protocol.kombu_json import decode_element, encode_element
 from celeriac.transports import _redis_scripts as lua
@@ -237,21 +238,30 @@ class RedisTransport(Transport):
         self._bindings[exchange] = (time.monotonic() + _BINDING_CACHE_SECONDS, bindings)
 
     # -- publishing ----------------------------------------------------------
-    def _plan(self, items: Sequence[tuple[Envelope, float | None]]) -> tuple[list[str], list[Any]]:
-        """One PUSH-script call for a batch: keys and op triplets (all routes known)."""
+    def _plan(
+        self,
+        items: Sequence[tuple[Envelope, float | None]],
+        elements: Sequence[Sequence[bytes]] | None = None,
+    ) -> tuple[list[str], list[Any]]:
+        """One PUSH-script call for a batch: keys and op triplets (all routes known).
+
+        ``elements[i]``, when given, are already-encoded elements that all go where
+        ``items[i]``'s envelope goes (a bulk send's batch); else the envelope's own.
+        """
         op_keys: list[str] = []
         args: list[Any] = [self._wake_prefix]
         now = time.time()
-        for envelope, eta in items:
+        for index, (envelope, eta) in enumerate(items):
+            encoded = elements[index] if elements is not None else [encode_element(envelope)]
             queues = self._cached_route(envelope) or []
             if not queues:
                 reason = _virtual.unroutable_reason(envelope)
                 log.warning("%s; message set aside in %r", reason,
                             keys.dead_letter_key(envelope.exchange))  # fmt: skip
-                op_keys.append(keys.dead_letter_key(envelope.exchange))
-                args += ["l", dead_record(envelope.exchange, reason, encode_element(envelope)), ""]
+                for element in encoded:
+                    op_keys.append(keys.dead_letter_key(envelope.exchange))
+                    args += ["l", dead_record(envelope.exchange, reason, element), ""]
                 continue
-            element = encode_element(envelope)
             for queue in queues:
                 if not envelope.exchange and queue not in self._declared:
                     member = keys.binding_member(queue, "", queue)
@@ -261,11 +271,13 @@ class RedisTransport(Transport):
                     self._declared.add(queue)
                 list_name = keys.priority_queue(queue, envelope.priority)
                 if eta is not None and eta > now and not self._eta_on_queue:
-                    op_keys.append(keys.DELAYED_ZSET)
-                    args += ["z", repr(float(eta)), lua.locate(list_name, element)]
+                    for element in encoded:
+                        op_keys.append(keys.DELAYED_ZSET)
+                        args += ["z", repr(float(eta)), lua.locate(list_name, element)]
                 else:
-                    op_keys.append(list_name)
-                    args += ["p", element, ""]
+                    for element in encoded:
+                        op_keys.append(list_name)
+                        args += ["p", element, ""]
         return op_keys, args
 
     def _unrouted(self, items: Sequence[tuple[Envelope, float | None]]) -> set[str]:
@@ -275,32 +287,70 @@ class RedisTransport(Transport):
         """LPUSH the kombu element (or ZADD it into the ETA zset); retries per policy."""
         await self.publish_many([(envelope, eta)])
 
-    async def publish_many(self, items: Sequence[tuple[Envelope, float | None]]) -> None:
+    async def publish_many(
+        self,
+        items: Sequence[tuple[Envelope, float | None]],
+        elements: Sequence[Sequence[bytes]] | None = None,
+    ) -> None:
         """Publish a batch atomically in one round trip (plus binding reads if needed)."""
         client = self._async_client()
         for exchange in self._unrouted(items):
             key = keys.binding_set_key(exchange)
             self._remember_bindings(exchange, await self._retrying(
                 "reading bindings", partial(client.smembers, key)))  # fmt: skip
-        op_keys, args = self._plan(items)
+        op_keys, args = self._plan(items, elements)
         if op_keys:
             await self._retrying("publishing", partial(self._script, lua.PUBLISH, op_keys, args))
+
+    def _one_list(self, envelope: Envelope, eta: float | None) -> str | None:
+        """The list a batch goes to when it is one plain push to a declared queue."""
+        queues = self._cached_route(envelope)
+        if (queues is None or len(queues) != 1 or queues[0] not in self._declared
+                or (eta is not None and eta > time.time() and not self._eta_on_queue)):
+            return None
+        return keys.priority_queue(queues[0], envelope.priority)
+
+    async def publish_batch(self, batch: EnvelopeBatch, *, eta: float | None = None) -> None:
+        """Publish a bulk send's batch: elements from one template, one round trip."""
+        elements = encode_elements(batch)
+        list_name = self._one_list(batch.prototype, eta)
+        if list_name is None:
+            await self.publish_many([(batch.prototype, eta)], [elements])
+        elif elements:
+            args = [self._wake_prefix, *elements]
+            await self._retrying("publishing",
+                                 partial(self._script, lua.PUSH_MANY, [list_name], args))
 
     def publish_sync(self, envelope: Envelope, *, eta: float | None = None) -> None:
         """Blocking :meth:`publish` over redis-py's sync client."""
         self.publish_many_sync([(envelope, eta)])
 
-    def publish_many_sync(self, items: Sequence[tuple[Envelope, float | None]]) -> None:
+    def publish_many_sync(
+        self,
+        items: Sequence[tuple[Envelope, float | None]],
+        elements: Sequence[Sequence[bytes]] | None = None,
+    ) -> None:
         """Blocking :meth:`publish_many`."""
         client = self._sync_client()
         for exchange in self._unrouted(items):
             key = keys.binding_set_key(exchange)
             self._remember_bindings(exchange, self._retrying_sync(
                 "reading bindings", partial(client.smembers, key)))  # fmt: skip
-        op_keys, args = self._plan(items)
+        op_keys, args = self._plan(items, elements)
         if op_keys:
             call = partial(self._script_sync, lua.PUBLISH, op_keys, args)
             self._retrying_sync("publishing", call)
+
+    def publish_batch_sync(self, batch: EnvelopeBatch, *, eta: float | None = None) -> None:
+        """Blocking :meth:`publish_batch`."""
+        elements = encode_elements(batch)
+        list_name = self._one_list(batch.prototype, eta)
+        if list_name is None:
+            self.publish_many_sync([(batch.prototype, eta)], [elements])
+        elif elements:
+            args = [self._wake_prefix, *elements]
+            self._retrying_sync("publishing",
+                                partial(self._script_sync, lua.PUSH_MANY, [list_name], args))
 
     async def _retrying(self, doing: str, call: Callable[[], Awaitable[T]]) -> T:
         return await retry_async(self._policy, self._target, doing, call)

@@ -253,6 +253,35 @@ async def test_reconnects_after_its_connections_are_killed(
     await consumer.ack(got2)
 
 
+async def test_sync_publish_survives_its_connection_being_closed_without_a_retry(
+    make: Factory, raw: redis.Redis, redis_db: int
+) -> None:
+    # The sync publisher keeps one connection between calls; one the server has
+    # closed meanwhile is replaced before use, as redis-py's pool would do.
+    producer = await make(retry=False)
+    await asyncio.to_thread(producer.publish_sync, envelope("q", b"one"))
+    assert kill_clients_of_db(raw, redis_db) > 0
+    await asyncio.to_thread(producer.publish_sync, envelope("q", b"two"))
+    consumer = await make()
+    got = await fetch_all(consumer, "q", 2)
+    assert sorted(d.envelope.body for d in got) == [b"one", b"two"]
+    await consumer.ack(got)
+
+
+async def test_sync_publish_from_many_threads_at_once(make: Factory) -> None:
+    producer = await make()
+
+    def send(start: int) -> None:
+        for i in range(start, start + 50):
+            producer.publish_sync(envelope("q", b"%d" % i))
+
+    await asyncio.gather(*(asyncio.to_thread(send, 50 * k) for k in range(4)))
+    consumer = await make()
+    got = await fetch_all(consumer, "q", 200)
+    assert sorted(int(d.envelope.body) for d in got) == list(range(200))
+    await consumer.ack(got)
+
+
 async def test_publish_to_an_unreachable_redis_names_the_masked_url() -> None:
     options = TransportOptions(extra={"max_retries": 1, "interval_start": 0.01})
     transport = RedisTransport("redis://:secret@127.0.0.1:1/0", options)
