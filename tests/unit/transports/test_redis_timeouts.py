@@ -36,8 +36,9 @@ def test_broker_commands_are_bounded_by_default() -> None:
 
 
 @pytest.mark.parametrize(("value", "expected"), [(2.5, 2.5), ("30", 30.0), (None, None)])
-def test_broker_transport_option_socket_timeout_is_respected(value: object,
-                                                             expected: float | None) -> None:  # fmt: skip
+def test_broker_transport_option_socket_timeout_is_respected(
+    value: object, expected: float | None
+) -> None:
     transport = RedisTransport(URL, TransportOptions(extra={"socket_timeout": value}))
     assert _kwargs(transport)["socket_timeout"] == expected
 
