@@ -431,7 +431,12 @@ class App:
             serializer=s.result_serializer,
             accept=tuple(accept),
             extended=bool(s.result_extended),
-            extra=dict(s.result_backend_transport_options or {}),
+            extra={
+                # Redis result stores (the transport options may override them).
+                "socket_timeout": s.redis_socket_timeout,
+                "socket_connect_timeout": s.redis_socket_connect_timeout,
+                **(s.result_backend_transport_options or {}),
+            },
         )
 
     def new_transport(self) -> Transport:

@@ -42,7 +42,7 @@ import redis.exceptions
 from celeriac.errors import DecodeError
 from celeriac.protocol.results import ResultMeta
 from celeriac.protocol.states import READY_STATES
-from celeriac.transports._redis_pubsub import drop_connection
+from celeriac.transports._redis_pubsub import drop_connection, next_message
 
 __all__ = ["AsyncResultListener", "SyncResultListener", "WaitTimedOut"]
 
@@ -373,7 +373,7 @@ class AsyncResultListener:
         failures = 0
         while True:
             try:
-                message = await self._pubsub.get_message(timeout=None)
+                message = await next_message(self._pubsub)
                 failures = 0
             except _ERRORS:
                 failures += 1

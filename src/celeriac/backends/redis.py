@@ -15,6 +15,11 @@ Compared with Celery's implementation:
 * a chord part is counted and, when it is the last one, the parts are taken in
   the same script, so exactly one caller completes the chord, even when a
   header task is delivered twice;
+* a worker's writes (results, chord counts) that cannot reach Redis are retried
+  with backoff for up to ``retry_seconds`` (a ``result_backend_transport_options``
+  key, 60 s by default), logged once per outage with the masked URL; the task's
+  message is acknowledged only after the write, so a write that never happens
+  leaves the message to be redelivered (nothing is lost);
 * waiting is push-based (see :mod:`celeriac.backends._redis_waiters`), and
   :meth:`RedisBackend.subscribe_early` lets the producer subscribe at send time
   so that ``get()`` of a finished task costs no round trip.
@@ -22,7 +27,10 @@ Compared with Celery's implementation:
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import TypeVar
@@ -53,16 +61,24 @@ from celeriac.protocol.results import (
 from celeriac.protocol.states import READY_STATES, SUCCESS
 from celeriac.transports._redis_conn import (
     CONNECTION_ERRORS,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_SOCKET_TIMEOUT,
     make_async_client,
     make_sync_client,
     parse_redis_url,
+    seconds_option,
     translate_error,
     translating,
 )
 
 __all__ = ["RedisBackend"]
 
+log = logging.getLogger("celeriac.backends.redis")
+
 T = TypeVar("T")
+
+_DEFAULT_RETRY_SECONDS = 60.0
+_MAX_PAUSE = 5.0
 
 #: KEYS: result keys. ARGV: ttl ms (0 = none), SUCCESS, ready states joined by
 #: ",", then ``value, status`` per key. Never replaces a ready state with an
@@ -149,7 +165,19 @@ class RedisBackend(ResultBackend):
     def __init__(self, url: str, options: BackendOptions | None = None) -> None:
         super().__init__(url, options)
         extra = self.options.extra
-        self._target = parse_redis_url(url, master_name=extra.get("master_name"))
+        self._target = parse_redis_url(
+            url,
+            master_name=extra.get("master_name"),
+            socket_timeout=seconds_option(
+                extra.get("socket_timeout", DEFAULT_SOCKET_TIMEOUT), "redis_socket_timeout"),
+            connect_timeout=seconds_option(
+                extra.get("socket_connect_timeout", DEFAULT_CONNECT_TIMEOUT),
+                "redis_socket_connect_timeout"),
+        )  # fmt: skip
+        retry = seconds_option(extra.get("retry_seconds", _DEFAULT_RETRY_SECONDS),
+                               "retry_seconds")  # fmt: skip
+        self._retry_seconds = math.inf if retry is None else retry
+        self._down_since: float | None = None
         self._sync: redis.Redis | None = None
         self._aio: redis.asyncio.Redis | None = None
         self._sync_listener: SyncResultListener | None = None
@@ -195,20 +223,64 @@ class RedisBackend(ResultBackend):
             script = self._sync_scripts[source] = self._sync_client().register_script(source)
         return script(keys=keys_, args=args)  # type: ignore[arg-type]
 
-    async def _io(self, doing: str, call: Callable[[], Awaitable[T]]) -> T:
-        """Run ``call``; retry once on a fresh connection if the pooled one was dropped.
-
-        redis-py's asyncio client does not retry a command on a connection the
-        server closed (e.g. after a Redis restart), so we do, once.
-        """
+    async def _io(
+        self, doing: str, call: Callable[[], Awaitable[T]], *, patient: bool = False
+    ) -> T:
+        """Run ``call``, translating redis-py errors; see :meth:`_io_again` on failure."""
         try:
-            return await call()
-        except CONNECTION_ERRORS:
-            pass
+            result = await call()
+        except CONNECTION_ERRORS as exc:
+            return await self._io_again(doing, call, exc, patient)
         except (redis.exceptions.RedisError, OSError) as exc:
             raise translate_error(exc, self._target, doing, OperationalError) from exc
-        with translating(self._target, doing, OperationalError):
-            return await call()
+        if self._down_since is not None:
+            self._note_up()
+        return result
+
+    async def _io_again(
+        self, doing: str, call: Callable[[], Awaitable[T]], exc: BaseException, patient: bool
+    ) -> T:
+        """Retry after a connection failure.
+
+        A dropped connection (the server restarted) is retried at once on a fresh
+        one: redis-py's asyncio client does not do it. A ``patient`` call (a
+        worker's write) then keeps retrying with backoff for up to ``retry_seconds``,
+        saying so once per outage; after that the error is raised.
+        """
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + (self._retry_seconds if patient else 0.0)
+        # A timeout means the server is there but silent: no point retrying at once.
+        pause = 0.1 if isinstance(exc, redis.exceptions.TimeoutError) else 0.0
+        while True:
+            if pause:
+                if loop.time() + pause > give_up:
+                    raise translate_error(exc, self._target, doing, OperationalError) from exc
+                self._note_down(exc, doing, pause)
+                await asyncio.sleep(pause)
+            try:
+                result = await call()
+            except CONNECTION_ERRORS as again:
+                exc = again
+            except (redis.exceptions.RedisError, OSError) as other:
+                raise translate_error(other, self._target, doing, OperationalError) from other
+            else:
+                if self._down_since is not None:
+                    self._note_up()
+                return result
+            pause = min(max(pause * 2, 0.1), _MAX_PAUSE)
+
+    def _note_down(self, exc: BaseException, doing: str, pause: float) -> None:
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            log.error("result store: %s; retrying with backoff (next in %.1fs, at most %.0fs)",
+                      translate_error(exc, self._target, doing, OperationalError), pause,
+                      _MAX_PAUSE)  # fmt: skip
+
+    def _note_up(self) -> None:
+        if self._down_since is not None:
+            log.warning("result store: reconnected to Redis (%s) after %.1fs",
+                        self._target.masked, time.monotonic() - self._down_since)  # fmt: skip
+            self._down_since = None
 
     async def connect(self) -> None:
         """Check that Redis answers (``OperationalError`` with the masked URL if not)."""
@@ -244,7 +316,8 @@ class RedisBackend(ResultBackend):
         """Write and publish a batch in one script call."""
         if metas:
             names, args = self._store_args(metas)
-            await self._io("storing results", partial(self._script, _STORE, names, args))
+            call = partial(self._script, _STORE, names, args)
+            await self._io("storing results", call, patient=True)
 
     def store_sync(self, meta: ResultMeta) -> None:
         """Blocking :meth:`store`."""
@@ -355,10 +428,15 @@ class RedisBackend(ResultBackend):
     async def set_chord_size(self, group_id: str, size: int) -> None:
         """Async :meth:`set_chord_size_sync`."""
         chord = keys.chord_keys(group_id)
-        pipe = self._async_client().pipeline(transaction=True)
-        pipe.delete(chord.lock)
-        pipe.set(chord.size, size, ex=keys.CHORD_KEY_TTL)
-        await self._io("setting a chord size", pipe.execute)
+
+        async def write() -> object:
+            # A new pipeline per attempt: execute() empties the one it ran.
+            pipe = self._async_client().pipeline(transaction=True)
+            pipe.delete(chord.lock)
+            pipe.set(chord.size, size, ex=keys.CHORD_KEY_TTL)
+            return await pipe.execute()
+
+        await self._io("setting a chord size", write, patient=True)
 
     async def chord_part_return(self, part: ChordPart) -> list[ChordPart] | None:
         """Count one header task (idempotent); the completing call gets all parts."""
@@ -370,7 +448,7 @@ class RedisBackend(ResultBackend):
                               _CHORD_DONE_TTL]  # fmt: skip
         # A retry after a lost reply is safe: the part is counted once (.d).
         raw = await self._io(
-            "counting a chord part", partial(self._script, _CHORD_PART, names, args)
+            "counting a chord part", partial(self._script, _CHORD_PART, names, args), patient=True
         )
         if not raw:
             return None

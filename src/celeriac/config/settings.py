@@ -307,10 +307,11 @@ class Settings:
     # -- redis ---------------------------------------------------------------------
     redis_max_connections: int | None = None
     """Most connections in the Redis result backend's pool."""
-    redis_socket_timeout: float | None = 120.0
-    """Seconds a Redis read or write may take."""
-    redis_socket_connect_timeout: float | None = None
-    """Seconds a Redis connection may take to open."""
+    redis_socket_timeout: float | None = 5.0
+    """Seconds a command of the Redis result backend may take (None: no bound; Celery's
+    default is 120). The broker's is broker_transport_options['socket_timeout']."""
+    redis_socket_connect_timeout: float | None = 5.0
+    """Seconds a connection of the Redis result backend may take to open."""
     redis_retry_on_timeout: bool = False
     """Retry Redis commands that timed out."""
     redis_socket_keepalive: bool = False

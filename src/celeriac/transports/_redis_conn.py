@@ -15,6 +15,17 @@ connect the same way:
   (``master_name``) or the query (``?master_name=``).
 
 Query options common to all forms: ``socket_timeout``, ``socket_connect_timeout``.
+
+**Timeouts.** Every command (``socket_timeout``, default
+:data:`DEFAULT_SOCKET_TIMEOUT`) and every connection attempt
+(``socket_connect_timeout``, default :data:`DEFAULT_CONNECT_TIMEOUT`) is bounded,
+so a server that stops answering without closing its sockets (stopped, stuck
+saving its data during ``SHUTDOWN``, a dead host behind a live route) surfaces
+as a connection error that callers log and retry, instead of a wait forever.
+A query option in the URL wins over the value the caller passes (from settings
+or transport options); ``None`` means no bound. Blocking reads (pub/sub
+listens) do not use ``socket_timeout``: they have their own bounded waits.
+
 Library errors are translated by :func:`translate_error` so that no redis-py
 exception leaves these modules.
 """
@@ -43,10 +54,13 @@ from celeriac.errors import BadURLError, BrokerUnreachable, ConfigurationError, 
 
 __all__ = [
     "CONNECTION_ERRORS",
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_SOCKET_TIMEOUT",
     "RedisTarget",
     "make_async_client",
     "make_sync_client",
     "parse_redis_url",
+    "seconds_option",
     "translate_error",
     "translating",
 ]
@@ -60,6 +74,11 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     OSError,
 )
+
+#: Seconds one Redis command may take before it counts as a connection failure.
+DEFAULT_SOCKET_TIMEOUT = 5.0
+#: Seconds opening a connection may take.
+DEFAULT_CONNECT_TIMEOUT = 5.0
 
 _SCHEMES = ("redis", "rediss", "redis+socket", "unix", "sentinel")
 
@@ -79,8 +98,8 @@ class RedisTarget:
     ssl_options: dict[str, Any] = field(default_factory=dict)
     sentinels: tuple[tuple[str, int], ...] = ()
     master_name: str | None = None
-    socket_timeout: float | None = None
-    connect_timeout: float | None = 5.0
+    socket_timeout: float | None = DEFAULT_SOCKET_TIMEOUT
+    connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT
 
     @property
     def masked(self) -> str:
@@ -100,16 +119,41 @@ def _db_from_path(path: str, url: str) -> int:
     return _int(path, "database", url) if path else 0
 
 
-def parse_redis_url(url: str, master_name: str | None = None) -> RedisTarget:
-    """Parse any Redis URL form celeriac accepts (see the module docstring)."""
+def seconds_option(value: Any, name: str) -> float | None:
+    """A timeout setting: ``None`` (no bound) or a positive number of seconds."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = 0.0
+    if not seconds > 0:
+        raise ConfigurationError(f"{name} must be a positive number of seconds or None, "
+                                 f"not {value!r}")  # fmt: skip
+    return seconds
+
+
+def parse_redis_url(
+    url: str,
+    master_name: str | None = None,
+    *,
+    socket_timeout: float | None = DEFAULT_SOCKET_TIMEOUT,
+    connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
+) -> RedisTarget:
+    """Parse any Redis URL form celeriac accepts (see the module docstring).
+
+    ``socket_timeout`` and ``connect_timeout`` apply unless the URL's query
+    sets its own.
+    """
     scheme = scheme_of(url)
     if scheme not in _SCHEMES:
         raise BadURLError(f"not a Redis URL: {mask_url(url)}")
+    timeouts = {"socket_timeout": socket_timeout, "connect_timeout": connect_timeout}
     if scheme == "sentinel":
-        return _parse_sentinel(url, master_name)
+        return _parse_sentinel(url, master_name, timeouts)
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
-    common = _common_options(query, url)
+    common = {**timeouts, **_common_options(query, url)}
     username = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password is not None else None
     if scheme in ("redis+socket", "unix"):
@@ -157,7 +201,7 @@ def _common_options(query: dict[str, str], url: str) -> dict[str, Any]:
     return options
 
 
-def _parse_sentinel(url: str, master_name: str | None) -> RedisTarget:
+def _parse_sentinel(url: str, master_name: str | None, timeouts: dict[str, Any]) -> RedisTarget:
     sentinels: list[tuple[str, int]] = []
     password: str | None = None
     username: str | None = None
@@ -193,7 +237,7 @@ def _parse_sentinel(url: str, master_name: str | None) -> RedisTarget:
         password=password,
         sentinels=tuple(sentinels),
         master_name=name,
-        **_common_options(query, url),
+        **{**timeouts, **_common_options(query, url)},
     )
 
 

@@ -3,6 +3,12 @@
 Both hold one dedicated pub/sub connection and survive Redis restarts: redis-py
 re-subscribes on reconnect, and because messages sent while disconnected are
 gone, the wake listener wakes its waiters after every failure so they poll.
+
+Listening is a blocking read, so the client's ``socket_timeout`` does not apply
+to it; :func:`next_message` bounds it instead: a connection silent for
+:data:`PUBSUB_IDLE` seconds is sent a ``PING``, and one that does not answer
+within the socket timeout counts as lost (a stopped server or a dead peer
+would otherwise keep a listener waiting forever).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import redis.asyncio
 import redis.asyncio.client
@@ -22,9 +29,49 @@ from celeriac.transports import _virtual
 from celeriac.transports._redis_conn import RedisTarget
 from celeriac.transports.base import OnBroadcast
 
-__all__ = ["WakeListener", "drop_connection", "subscribe_loop"]
+__all__ = ["PUBSUB_IDLE", "WakeListener", "drop_connection", "next_message", "subscribe_loop"]
 
 log = logging.getLogger("celeriac.transports.redis")
+
+#: Seconds of silence after which a pub/sub connection must prove it is alive.
+PUBSUB_IDLE = 15.0
+
+
+async def next_message(
+    pubsub: redis.asyncio.client.PubSub,
+    *,
+    ignore_subscribe_messages: bool = False,
+    idle: float = PUBSUB_IDLE,
+) -> dict[str, Any] | None:
+    """The next pub/sub message (a ``pong`` counts).
+
+    Raises redis-py's ``TimeoutError`` when nothing arrived for ``idle`` seconds
+    and a ``PING`` then got no answer within the connection's socket timeout
+    (with no socket timeout, ``None`` is returned after ``idle`` seconds).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + idle
+    pinged = False
+    while True:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            answer_within = pubsub.connection_pool.connection_kwargs.get("socket_timeout")
+            if pinged:
+                raise redis.exceptions.TimeoutError(
+                    f"pub/sub connection silent for {idle:.0f}s and no answer to PING within "
+                    f"{answer_within}s"
+                )
+            if answer_within is None:
+                return None
+            await pubsub.ping()
+            pinged = True
+            deadline = loop.time() + float(answer_within)
+            continue
+        message: dict[str, Any] | None = await pubsub.get_message(
+            ignore_subscribe_messages=ignore_subscribe_messages, timeout=remaining
+        )
+        if message is not None:
+            return message
 
 
 async def drop_connection(pubsub: redis.asyncio.client.PubSub) -> None:
@@ -92,9 +139,7 @@ class WakeListener:
         failures = 0
         while True:
             try:
-                message = await self._pubsub.get_message(
-                    ignore_subscribe_messages=True, timeout=None
-                )
+                message = await next_message(self._pubsub, ignore_subscribe_messages=True)
                 failures = 0
             except (redis.exceptions.RedisError, OSError) as exc:
                 failures += 1
@@ -106,7 +151,7 @@ class WakeListener:
                                 self._target.masked, exc)  # fmt: skip
                 await asyncio.sleep(pause)
                 continue
-            if message is not None:
+            if message is not None and message.get("type") == "message":
                 self._event.set()
 
     async def close(self) -> None:
@@ -148,7 +193,7 @@ async def subscribe_loop(
                         await pubsub.subscribe(*channels)
                     if globs:
                         await pubsub.psubscribe(*globs)
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+                message = await next_message(pubsub, ignore_subscribe_messages=True)
                 failures = 0
             except (redis.exceptions.RedisError, OSError) as exc:
                 failures += 1

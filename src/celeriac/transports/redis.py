@@ -54,10 +54,12 @@ from celeriac.protocol.kombu_json import decode_element, encode_element
 from celeriac.transports import _redis_scripts as lua
 from celeriac.transports import _virtual
 from celeriac.transports._redis_conn import (
+    DEFAULT_SOCKET_TIMEOUT,
     SyncScriptCaller,
     make_async_client,
     make_sync_client,
     parse_redis_url,
+    seconds_option,
     translate_error,
 )
 from celeriac.transports._redis_pubsub import WakeListener, subscribe_loop
@@ -107,7 +109,15 @@ class RedisTransport(Transport):
     def __init__(self, url: str, options: TransportOptions | None = None) -> None:
         super().__init__(url, options)
         extra = self.options.extra
-        self._target = parse_redis_url(url, master_name=extra.get("master_name"))
+        self._target = parse_redis_url(
+            url,
+            master_name=extra.get("master_name"),
+            socket_timeout=seconds_option(
+                extra.get("socket_timeout", DEFAULT_SOCKET_TIMEOUT), "socket_timeout"),
+            connect_timeout=seconds_option(
+                extra.get("socket_connect_timeout", self.options.connect_timeout or None),
+                "socket_connect_timeout"),
+        )  # fmt: skip
         self._policy = RetryPolicy.from_options(extra)
         # Celery workers never read the delayed zset: where they consume, ETA
         # messages must sit on their queue (eta header) as Celery sends them.
@@ -572,8 +582,11 @@ class RedisTransport(Transport):
                 self._note_down()
                 failures += 1
                 pause = min(0.1 * 2**failures, 5.0)
-                log.warning("Redis maintenance failed (%s), retrying in %.1fs: %s",
-                            self.describe(), pause, exc)  # fmt: skip
+                # Once per outage; the lines that follow say when Redis is back.
+                log.log(logging.ERROR if failures == 1 else logging.DEBUG,
+                        "Redis maintenance failed: %s; retrying with backoff (next in %.1fs,"
+                        " at most 5s)", translate_error(exc, self._target, "renewing the lease"),
+                        pause)  # fmt: skip
                 await asyncio.sleep(pause)
 
     # -- inspection ----------------------------------------------------------

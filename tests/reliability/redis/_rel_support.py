@@ -1,7 +1,10 @@
 """Helpers of the Redis reliability tests: a task module, workers, readers of results.
 
 Every task records each execution in Redis (list ``rel:runs``), so a test can
-count executions (duplicates) separately from results (losses). Workers are
+count executions (duplicates) separately from results (losses); ``rel.note``
+records it in a file instead, for tests that take Redis away under running
+tasks (a task that itself waits for Redis would hide the worker's own handling
+of the outage, and hold its prefetch slots while doing so). Workers are
 real ``celeriac`` subprocesses; prefork children left behind by a SIGKILLed
 parent are ended by pid at teardown.
 """
@@ -9,24 +12,41 @@ parent are ended by pid at teardown.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import signal
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import redis
-from tests.helpers.procs import CliProcess
+from tests.helpers.procs import CliProcess, run_python
 
 from celeriac.protocol import keys
 from celeriac.protocol import states as states_mod
 from celeriac.protocol.results import decode_meta
+from celeriac.transports._redis_conn import DEFAULT_SOCKET_TIMEOUT
 
-__all__ = ["RUNS", "Project", "result_states", "waiter"]
+__all__ = [
+    "OUTAGE_DEADLINE",
+    "RUNS",
+    "Project",
+    "outage_line",
+    "publish_notes",
+    "result_states",
+    "waiter",
+]
 
 RUNS = "rel:runs"
 
+#: How long a worker may take to report that Redis stopped answering: one command
+#: bounded by the default socket timeout, a lease-renewal interval, and room for a
+#: loaded machine (the worker reports the first failure at once, not after backoff).
+OUTAGE_DEADLINE = 2 * DEFAULT_SOCKET_TIMEOUT + 10.0
+
 TASKS = """
+import os
 import time
 
 import redis
@@ -38,6 +58,7 @@ app = Celery("rel_tasks", broker=URL, backend=URL)
 app.conf.broker_transport_options = {transport_options!r}
 app.conf.result_expires = 3600
 RUNS = {runs!r}
+NOTES = {notes!r}
 _client = None
 
 
@@ -65,6 +86,17 @@ def sleep_for(i, seconds):
     return i
 
 
+@app.task(name="rel.note")
+def note(i):
+    # One O_APPEND write per run: lines never interleave between processes.
+    fd = os.open(NOTES, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{{i}}\\n".encode())
+    finally:
+        os.close(fd)
+    return i
+
+
 @app.task(name="rel.stamp")
 def stamp(i):
     _record(RUNS, i)
@@ -80,12 +112,14 @@ class Project:
         self.url = url
         self.workers: list[CliProcess] = []
         self.orphans: list[int] = []
+        self.notes_path = path / "notes.log"
 
     def write(self, **transport_options: object) -> None:
         """(Re)write ``rel_tasks.py``; ``lease_seconds`` defaults to 2."""
         options = {"lease_seconds": 2, **transport_options}
         (self.path / "rel_tasks.py").write_text(textwrap.dedent(TASKS.format(
-            url=self.url, transport_options=options, runs=RUNS)))  # fmt: skip
+            url=self.url, transport_options=options, runs=RUNS,
+            notes=str(self.notes_path))))  # fmt: skip
 
     def worker(self, *args: str) -> CliProcess:
         """Start ``celeriac -A rel_tasks worker -l INFO *args``; return it once ready."""
@@ -103,6 +137,12 @@ class Project:
         with self.client() as client:
             return [int(x) for x in client.lrange(RUNS, 0, -1)]
 
+    def notes(self) -> list[int]:
+        """Every execution of ``rel.note``, in order (a task run twice appears twice)."""
+        if not self.notes_path.exists():
+            return []
+        return [int(x) for x in self.notes_path.read_text().split()]
+
     def kill9(self, proc: CliProcess) -> None:
         """SIGKILL a worker's main process; its pool children are ended at cleanup."""
         self.orphans += _children(proc.proc.pid)
@@ -118,6 +158,25 @@ class Project:
             proc.stop()
             for pid in children:
                 _kill(pid)
+
+
+def outage_line(url: str) -> str:
+    """The pattern of the worker's one-line report that ``url`` cannot be reached
+    (from its consumer, its lease renewal or its result store, whichever fails first)."""
+    return r"cannot reach Redis at " + re.escape(url)
+
+
+def publish_notes(project: Project, count: int) -> list[str]:
+    """Send ``rel.note(i)`` for ``i`` in ``range(count)`` from a client process; the ids."""
+    sent = run_python(
+        "import json\nfrom rel_tasks import note\n"
+        f"print(json.dumps([r.id for r in note.delay_many([(i,) for i in range({count})])]))\n",
+        project.path, timeout=120,
+    )  # fmt: skip
+    assert sent.returncode == 0, sent.stderr
+    ids: list[str] = json.loads(sent.stdout)
+    assert len(set(ids)) == count
+    return ids
 
 
 def _children(pid: int) -> list[int]:
