@@ -14,7 +14,9 @@ concurrent waits through a small demultiplexer:
   at a time ("leader") and hands each message to whoever waits for it through a
   condition variable. Ids subscribed early (:meth:`SyncResultListener.subscribe`
   at send time) get their results buffered as they arrive, so ``get()`` of a
-  finished task only drains bytes already in the socket: no round trip.
+  finished task only drains bytes already in the socket: no round trip. If no
+  push has come within :data:`EARLY_GRACE`, the wait reads the key once, in
+  case the result's PUBLISH overtook the SUBSCRIBE on its way to Redis.
 * :class:`AsyncResultListener` (``await result``): one reader task.
 
 After a lost connection redis-py re-subscribes on reconnect; messages sent in
@@ -49,6 +51,11 @@ __all__ = ["AsyncResultListener", "SyncResultListener", "WaitTimedOut"]
 Decode = Callable[[bytes | str, str], ResultMeta]
 _ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 _UNSUBSCRIBE_BATCH = 64
+#: How long a wait on an early subscription trusts the push alone before it
+#: also reads the key once. Redis orders commands per connection only: in
+#: practice the task's own trip through a worker puts the SUBSCRIBE first, but
+#: a SUBSCRIBE held up on the network could land after the result's PUBLISH.
+EARLY_GRACE = 1.0
 
 
 class WaitTimedOut(Exception):
@@ -110,6 +117,12 @@ class _Mailbox:
         if extra <= 0:
             return []
         return [tid for tid, count in self.waiters.items() if count == 0][:extra]
+
+
+def _grace_deadline(now: float, deadline: float | None) -> float:
+    """When an early-subscribed wait stops trusting the push alone."""
+    grace = now + EARLY_GRACE
+    return grace if deadline is None else min(grace, deadline)
 
 
 def _ready_or_lost(box: _Mailbox, task_id: str, generation: int) -> bool:
@@ -187,8 +200,11 @@ class SyncResultListener:
             with self._cond:
                 early = box.early.get(task_id)
             if early is not None:
-                # Subscribed before the send: only the push can bring the result.
-                self._pump(partial(_ready_or_lost, box, task_id, early), deadline)
+                # Subscribed before the send: the push alone brings the result,
+                # unless it has not come within the grace (then read once below).
+                with contextlib.suppress(WaitTimedOut):
+                    self._pump(partial(_ready_or_lost, box, task_id, early),
+                               _grace_deadline(time.monotonic(), deadline))
             while True:
                 with self._cond:
                     meta = box.take(task_id)
@@ -304,8 +320,11 @@ class AsyncResultListener:
         try:
             early = box.early.get(task_id)
             if early is not None:
-                # Subscribed before the send: only the push can bring the result.
-                await self._until(partial(_ready_or_lost, box, task_id, early), deadline)
+                # Subscribed before the send: the push alone brings the result,
+                # unless it has not come within the grace (then read once below).
+                with contextlib.suppress(WaitTimedOut):
+                    await self._until(partial(_ready_or_lost, box, task_id, early),
+                                      _grace_deadline(loop.time(), deadline))
             while True:
                 meta = box.take(task_id)
                 if meta is not None:

@@ -9,6 +9,7 @@ import uuid
 import pytest
 import redis
 
+from celeriac.backends import _redis_waiters
 from celeriac.backends.redis import RedisBackend
 from celeriac.protocol import keys, states
 from celeriac.protocol.results import ResultMeta, now_iso
@@ -20,6 +21,24 @@ def never_read() -> None:
     raise AssertionError("an early subscription must not read the key")
 
 
+@pytest.fixture
+def long_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trust the push alone for the whole test (the fallback read is tested apart)."""
+    monkeypatch.setattr(_redis_waiters, "EARLY_GRACE", 60.0)
+
+
+def wait_subscribed(client: redis.Redis, task_id: str) -> None:
+    """Until the server has applied the SUBSCRIBE (a task's trip through a worker
+    guarantees as much: Redis orders commands per connection only)."""
+    channel = keys.task_meta_key(task_id)
+    for _ in range(500):
+        if dict(client.pubsub_numsub(channel)).get(channel.encode(), 0):
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError(f"SUBSCRIBE {channel} never took effect")
+
+
+@pytest.mark.usefixtures("long_grace")
 def test_early_subscription_waits_on_the_push_alone(redis_url: str) -> None:
     backend = RedisBackend(redis_url)
     client = redis.Redis.from_url(redis_url)
@@ -27,6 +46,7 @@ def test_early_subscription_waits_on_the_push_alone(redis_url: str) -> None:
         listener = backend._listener()
         task_id = str(uuid.uuid4())
         listener.subscribe(task_id)
+        wait_subscribed(client, task_id)
         meta = ResultMeta(task_id, states.SUCCESS, 42, None, [], now_iso())
         timer = threading.Timer(0.05, lambda: backend.store_sync(meta))
         timer.start()
@@ -36,11 +56,41 @@ def test_early_subscription_waits_on_the_push_alone(redis_url: str) -> None:
         # Ready before get(): still no read, the push is already in the socket.
         other = str(uuid.uuid4())
         listener.subscribe(other)
+        wait_subscribed(client, other)
         backend.store_sync(ResultMeta(other, states.SUCCESS, 7, None, [], now_iso()))
         assert listener.wait(other, 10, never_read).result == 7  # type: ignore[arg-type]
     finally:
         client.close()
         backend.close_sync()
+
+
+def test_a_push_that_overtook_the_early_subscription_is_read_after_the_grace(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The result's PUBLISH reached Redis before the SUBSCRIBE: no push will come.
+    monkeypatch.setattr(_redis_waiters, "EARLY_GRACE", 0.2)
+    backend = RedisBackend(redis_url)
+    try:
+        task_id = str(uuid.uuid4())
+        backend.store_sync(ResultMeta(task_id, states.SUCCESS, "raced", None, [], now_iso()))
+        backend.subscribe_early(task_id)
+        assert backend.wait_sync(task_id, 10).result == "raced"
+    finally:
+        backend.close_sync()
+
+
+async def test_async_push_that_overtook_the_early_subscription_is_read_after_the_grace(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_redis_waiters, "EARLY_GRACE", 0.2)
+    backend = RedisBackend(redis_url)
+    try:
+        task_id = str(uuid.uuid4())
+        await backend.store(ResultMeta(task_id, states.SUCCESS, "raced", None, [], now_iso()))
+        await backend.asubscribe_early(task_id)
+        assert (await backend.wait(task_id, 10)).result == "raced"
+    finally:
+        await backend.close()
 
 
 def test_a_late_subscription_still_reads_a_stored_result(redis_url: str) -> None:
@@ -53,6 +103,7 @@ def test_a_late_subscription_still_reads_a_stored_result(redis_url: str) -> None
         backend.close_sync()
 
 
+@pytest.mark.usefixtures("long_grace")
 def test_unsubscribes_go_out_in_batches(redis_url: str) -> None:
     backend = RedisBackend(redis_url)
     client = redis.Redis.from_url(redis_url)
@@ -61,6 +112,7 @@ def test_unsubscribes_go_out_in_batches(redis_url: str) -> None:
         ids = [str(uuid.uuid4()) for _ in range(64)]
         for task_id in ids:
             listener.subscribe(task_id)
+            wait_subscribed(client, task_id)
             backend.store_sync(ResultMeta(task_id, states.SUCCESS, 1, None, [], now_iso()))
             assert listener.wait(task_id, 10, never_read).result == 1  # type: ignore[arg-type]
         channels = [keys.task_meta_key(task_id) for task_id in ids]
@@ -77,11 +129,14 @@ def test_unsubscribes_go_out_in_batches(redis_url: str) -> None:
         backend.close_sync()
 
 
+@pytest.mark.usefixtures("long_grace")
 async def test_async_early_subscription_waits_on_the_push_alone(redis_url: str) -> None:
     backend = RedisBackend(redis_url)
+    client = redis.Redis.from_url(redis_url)
     try:
         task_id = str(uuid.uuid4())
         await backend.asubscribe_early(task_id)
+        await asyncio.to_thread(wait_subscribed, client, task_id)
         listener = backend._alistener()
 
         async def never() -> None:
@@ -100,4 +155,5 @@ async def test_async_early_subscription_waits_on_the_push_alone(redis_url: str) 
         await backend.store(ResultMeta(done, states.SUCCESS, "x", None, [], now_iso()))
         assert (await backend.wait(done, 5)).result == "x"
     finally:
+        client.close()
         await backend.close()
