@@ -108,6 +108,12 @@ class Signal:
             return len(self._receivers) != before
 
     @property
+    def connected(self) -> bool:
+        """Whether any receiver was connected (one test, for hot paths that would
+        otherwise build a signal's arguments for nobody)."""
+        return bool(self._receivers)
+
+    @property
     def receivers(self) -> list[Callable[..., Any]]:
         """The live receivers, in connection order."""
         return [f for _, _, ref in self._receivers if (f := ref()) is not None]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["Context", "current_request", "push_request"]
+__all__ = ["Context", "current_request", "push_request", "reset_request", "set_request"]
 
 
 @dataclass(slots=True)
@@ -63,6 +63,16 @@ _current: contextvars.ContextVar[Context] = contextvars.ContextVar(
 def current_request() -> Context:
     """The context of the task running in this thread/asyncio task."""
     return _current.get()
+
+
+def set_request(ctx: Context) -> contextvars.Token[Context]:
+    """Make ``ctx`` the current request until :func:`reset_request` of the token."""
+    return _current.set(ctx)
+
+
+def reset_request(token: contextvars.Token[Context]) -> None:
+    """Restore the request that was current before :func:`set_request`."""
+    _current.reset(token)
 
 
 @contextmanager

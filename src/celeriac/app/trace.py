@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals
-from celeriac.app.context import Context, push_request
+from celeriac.app.context import Context, reset_request, set_request
 from celeriac.errors import Ignore, Reject, Retry
 from celeriac.protocol import states
 from celeriac.protocol.exceptions import exception_to_wire
@@ -84,7 +84,7 @@ def _retry_outcome(task: Task[Any, Any], ctx: Context, retry: Retry, started: fl
         runtime=time.perf_counter() - started, retry=plan,
     )
     task.on_retry(cause, ctx.id or "", ctx.args, ctx.kwargs, out.traceback)
-    if signals.task_retry.receivers:
+    if signals.task_retry.connected:
         signals.task_retry.send(sender=task, request=ctx, reason=cause, einfo=out.traceback)
     return out
 
@@ -121,7 +121,7 @@ def _classify(task: Task[Any, Any], ctx: Context, exc: BaseException, started: f
         exc = raised
     out = _failure(exc, started)
     task.on_failure(exc, ctx.id or "", ctx.args, ctx.kwargs, out.traceback)
-    if signals.task_failure.receivers:
+    if signals.task_failure.connected:
         signals.task_failure.send(
             sender=task, task_id=ctx.id, exception=exc, args=ctx.args, kwargs=ctx.kwargs,
             traceback=exc.__traceback__, einfo=out.traceback,
@@ -132,13 +132,13 @@ def _classify(task: Task[Any, Any], ctx: Context, exc: BaseException, started: f
 def _success(task: Task[Any, Any], ctx: Context, value: Any, started: float) -> Outcome:
     out = Outcome(states.SUCCESS, value=value, runtime=time.perf_counter() - started)
     task.on_success(value, ctx.id or "", ctx.args, ctx.kwargs)
-    if signals.task_success.receivers:
+    if signals.task_success.connected:
         signals.task_success.send(sender=task, result=value)
     return out
 
 
 def _prerun(task: Task[Any, Any], ctx: Context) -> None:
-    if signals.task_prerun.receivers:
+    if signals.task_prerun.connected:
         signals.task_prerun.send(sender=task, task_id=ctx.id, task=task,
                                  args=ctx.args, kwargs=ctx.kwargs)
     task.before_start(ctx.id or "", ctx.args, ctx.kwargs)
@@ -147,7 +147,7 @@ def _prerun(task: Task[Any, Any], ctx: Context) -> None:
 def _postrun(task: Task[Any, Any], ctx: Context, out: Outcome) -> None:
     task.after_return(out.status, out.value if out.exc is None else out.exc, ctx.id or "",
                       ctx.args, ctx.kwargs, out.traceback)
-    if signals.task_postrun.receivers:
+    if signals.task_postrun.connected:
         signals.task_postrun.send(sender=task, task_id=ctx.id, task=task, args=ctx.args,
                                   kwargs=ctx.kwargs, retval=out.value, state=out.status)
 
@@ -155,7 +155,8 @@ def _postrun(task: Task[Any, Any], ctx: Context, out: Outcome) -> None:
 def run_task(task: Task[Any, Any], ctx: Context) -> Outcome:
     """Run a sync task function with ``ctx`` as its request; never raises task errors."""
     started = time.perf_counter()
-    with push_request(ctx):
+    token = set_request(ctx)
+    try:
         try:
             _prerun(task, ctx)
             if task.bind:
@@ -168,13 +169,16 @@ def run_task(task: Task[Any, Any], ctx: Context) -> Outcome:
                 raise
             out = _classify(task, ctx, exc, started)
         _postrun(task, ctx, out)
+    finally:
+        reset_request(token)
     return out
 
 
 async def arun_task(task: Task[Any, Any], ctx: Context) -> Outcome:
     """Run an ``async def`` task with ``ctx`` as its request, on the running loop."""
     started = time.perf_counter()
-    with push_request(ctx):
+    token = set_request(ctx)
+    try:
         try:
             _prerun(task, ctx)
             if task.bind:
@@ -187,4 +191,6 @@ async def arun_task(task: Task[Any, Any], ctx: Context) -> Outcome:
                 raise
             out = _classify(task, ctx, exc, started)
         _postrun(task, ctx, out)
+    finally:
+        reset_request(token)
     return out

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from celeriac.errors import DecodeError
@@ -45,6 +47,10 @@ _MODELLED = frozenset(
         "delivery_tag",
     }
 )
+
+
+#: Shared, read-only: the "no properties beyond the modelled ones" value.
+_NO_PROPERTIES: Mapping[str, Any] = MappingProxyType({})
 
 
 def _element_dict(env: Envelope) -> dict[str, Any]:
@@ -93,47 +99,60 @@ def _parse_json(raw: bytes | str, what: str) -> Any:
         raise DecodeError(f"{what} is not JSON: {exc}") from exc
 
 
+def _text(value: Any) -> str:
+    """A property as text: ``str`` values as they are, ``None``/empty as ``""``."""
+    if type(value) is str:
+        return value
+    return str(value) if value else ""
+
+
 def _envelope_from(obj: Any, what: str) -> Envelope:
-    if not isinstance(obj, dict) or "body" not in obj:
+    # Runs once per fetched message: plain dict look-ups, no copies in the
+    # common case (no properties beyond the modelled ones).
+    if type(obj) is not dict or "body" not in obj:
         raise DecodeError(f"{what} is not a kombu envelope (a JSON object with a 'body' key)")
     properties = obj.get("properties") or {}
     headers = obj.get("headers") or {}
-    if not isinstance(properties, dict) or not isinstance(headers, dict):
+    if type(properties) is not dict or type(headers) is not dict:
         raise DecodeError(f"{what} has 'properties' or 'headers' that are not JSON objects")
     body = obj["body"]
-    if not isinstance(body, str):
+    if type(body) is not str:
         raise DecodeError(f"{what} has a 'body' that is not a string")
-    body_encoding = properties.get("body_encoding")
+    get = properties.get
+    body_encoding = get("body_encoding")
     if body_encoding == "base64":
         try:
-            body_bytes = base64.b64decode(body, validate=True)
+            body_bytes = binascii.a2b_base64(body, strict_mode=True)
         except (binascii.Error, ValueError) as exc:
             raise DecodeError(f"{what} has a body that is not valid base64: {exc}") from exc
     elif body_encoding in (None, ""):
         body_bytes = body.encode("utf-8")
     else:
         raise DecodeError(f"{what} has unsupported body_encoding {body_encoding!r}")
-    info = properties.get("delivery_info") or {}
-    if not isinstance(info, dict):
+    info = get("delivery_info") or {}
+    if type(info) is not dict:
         raise DecodeError(f"{what} has a 'delivery_info' that is not a JSON object")
-    extra = {k: v for k, v in properties.items() if k not in _MODELLED}
-    priority = properties.get("priority", 0)
-    delivery_mode = properties.get("delivery_mode", 2)
-    expiration = properties.get("expiration")
+    extra = (
+        _NO_PROPERTIES if properties.keys() <= _MODELLED
+        else {k: v for k, v in properties.items() if k not in _MODELLED}
+    )
+    priority = get("priority", 0)
+    delivery_mode = get("delivery_mode", 2)
+    expiration = get("expiration")
     return Envelope(
-        body=body_bytes,
-        content_type=str(obj.get("content-type") or ""),
-        content_encoding=str(obj.get("content-encoding") or ""),
-        headers=headers,
-        correlation_id=properties.get("correlation_id"),
-        reply_to=properties.get("reply_to"),
-        priority=priority if isinstance(priority, int) else 0,
-        delivery_mode=delivery_mode if isinstance(delivery_mode, int) else 2,
-        expiration=None if expiration is None else str(expiration),
-        exchange=str(info.get("exchange") or ""),
-        routing_key=str(info.get("routing_key") or ""),
-        delivery_tag=str(properties.get("delivery_tag") or ""),
-        extra_properties=extra,
+        body_bytes,
+        _text(obj.get("content-type")),
+        _text(obj.get("content-encoding")),
+        headers,
+        get("correlation_id"),
+        get("reply_to"),
+        priority if type(priority) is int else 0,
+        delivery_mode if type(delivery_mode) is int else 2,
+        None if expiration is None else str(expiration),
+        _text(info.get("exchange")),
+        _text(info.get("routing_key")),
+        _text(get("delivery_tag")),
+        extra,
     )
 
 

@@ -450,32 +450,43 @@ def _args_kwargs(args: Any, kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any
 _V2_STR_HEADERS = ("group", "root_id", "parent_id", "shadow", "origin", "argsrepr", "kwargsrepr")
 
 
+_NULL_LIMITS = [None, None]
+
+
 def _parse_v2(env: Envelope, headers: Mapping[str, Any], payload: Any) -> TaskMessage:
-    # One pass per concern instead of a helper call per header: this runs once
-    # per received task and is a visible share of the worker's own CPU.
+    # Runs once per received task and is a visible share of the worker's own
+    # CPU: the common, valid values are accepted with one type test each, and
+    # only an unusual value goes through the helper that validates (and names)
+    # it.
     if not isinstance(payload, (list, tuple)) or len(payload) not in (2, 3):
         raise DecodeError("protocol 2 body is not a [args, kwargs, embed] list")
     args, kwargs = _args_kwargs(payload[0], payload[1])
     embed = payload[2] if len(payload) == 3 else None
     if embed is None:
         embed = {}
-    if not isinstance(embed, dict):
+    if type(embed) is not dict:
         raise DecodeError("protocol 2 body embed is not an object")
     get = headers.get
     for name in _V2_STR_HEADERS:
         value = get(name)
         if value is not None and type(value) is not str:
             _opt_str(headers, name)  # raises, naming the header
+    task, task_id = get("task"), get("id")
+    if type(task) is not str or not task:
+        _required_str(headers, "task", "message headers")
+    if type(task_id) is not str or not task_id:
+        _required_str(headers, "id", "message headers")
     callbacks, errbacks = embed.get("callbacks"), embed.get("errbacks")
     chain, chord = embed.get("chain"), embed.get("chord")
     eta, expires = get("eta"), get("expires")
+    retries, nesting = get("retries", 0), get("replaced_task_nesting", 0)
+    group_index, limits = get("group_index"), get("timelimit")
     stamped = get("stamped_headers")
     stamps = get("stamps")
-    unknown = headers.keys() - _KNOWN_HEADERS
     return _complete_message(
         {
-            "task": _required_str(headers, "task", "message headers"),
-            "id": _required_str(headers, "id", "message headers"),
+            "task": task,
+            "id": task_id,
             "args": args,
             "kwargs": kwargs,
             "callbacks": None if callbacks is None else _sig_list(callbacks, "callbacks"),
@@ -484,22 +495,30 @@ def _parse_v2(env: Envelope, headers: Mapping[str, Any], payload: Any) -> TaskMe
             "chord": None if chord is None else _sig(chord, "chord"),
             "eta": None if eta is None else _parse_dt(eta, "eta"),
             "expires": None if expires is None else _parse_dt(expires, "expires"),
-            "retries": _int(headers, "retries", 0),
+            "retries": retries if type(retries) is int else _int(headers, "retries", 0),
             "group": get("group"),
-            "group_index": _int(headers, "group_index", None),
+            "group_index": (
+                group_index if group_index is None or type(group_index) is int
+                else _int(headers, "group_index", None)
+            ),
             "root_id": get("root_id"),
             "parent_id": get("parent_id"),
             "shadow": get("shadow"),
-            "timelimit": _timelimit(get("timelimit")),
+            "timelimit": (
+                (None, None) if limits is None or limits == _NULL_LIMITS else _timelimit(limits)
+            ),
             "ignore_result": bool(get("ignore_result")),
             "origin": get("origin"),
             "argsrepr": get("argsrepr"),
             "kwargsrepr": get("kwargsrepr"),
-            "replaced_task_nesting": _int(headers, "replaced_task_nesting", 0),
+            "replaced_task_nesting": (
+                nesting if type(nesting) is int else _int(headers, "replaced_task_nesting", 0)
+            ),
             "stamped_headers": list(stamped) if isinstance(stamped, (list, tuple)) else None,
             "stamps": dict(stamps) if isinstance(stamps, dict) else {},
             "extra_headers": (
-                {k: v for k, v in headers.items() if k in unknown} if unknown else {}
+                {} if headers.keys() <= _KNOWN_HEADERS
+                else {k: v for k, v in headers.items() if k not in _KNOWN_HEADERS}
             ),
             "priority": env.priority,
             "reply_to": env.reply_to,

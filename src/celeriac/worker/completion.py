@@ -78,6 +78,17 @@ class Completion:
         await self._stores.store(self._meta(request, status, result, traceback,
                                             children if children is not None else []))
 
+    def is_trivial(self, request: Request, out: Outcome) -> bool:
+        """Whether :meth:`finish` would do nothing for ``out``: a success whose
+        result is not stored and that starts no callback, chain step or chord."""
+        if out.status != states.SUCCESS:
+            return out.status == states.IGNORED
+        m = request.message
+        if m.callbacks or m.chain or m.chord is not None:
+            return False
+        return self._stores is None or m.ignore_result or bool(
+            getattr(request.task, "ignore_result", False))
+
     # -- the outcome --------------------------------------------------------------
     async def finish(self, request: Request, out: Outcome) -> None:
         """Store the outcome and send follow-ups; the caller acks afterwards."""

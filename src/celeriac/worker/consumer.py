@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals
@@ -41,7 +41,10 @@ logger = logging.getLogger("celeriac.worker")
 
 
 class Consumer:
-    """Owns the fetch loop and the set of in-flight requests of one worker."""
+    """Owns the fetch loop and the set of in-flight requests of one worker.
+
+    Made by :meth:`Worker.run`, inside the worker's event loop.
+    """
 
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
@@ -59,6 +62,7 @@ class Consumer:
         self._pending_acks: list[Delivery] = []
         self._ack_scheduled = False
         self._stopping = False
+        self._loop = asyncio.get_running_loop()  # made inside the worker's loop
         self.processed = 0
 
     # -- the loop -------------------------------------------------------------------
@@ -90,7 +94,11 @@ class Consumer:
                     await self._safe_reject(d, requeue=True, reason="worker shutting down")
                 break
             for delivery in deliveries:
-                await self.accept_delivery(delivery)
+                request = self._ready(delivery)
+                if request is not None:
+                    self._start(request)
+                else:
+                    await self.accept_delivery(delivery)
 
     def stop(self) -> None:
         """Stop fetching (warm shutdown starts here)."""
@@ -111,6 +119,28 @@ class Consumer:
         self.held.clear()
 
     # -- vetting ----------------------------------------------------------------------
+    def _ready(self, delivery: Delivery) -> Request | None:
+        """The request of ``delivery`` if it may start now, the common case, checked
+        without awaiting anything; ``None`` sends it to :meth:`accept_delivery`
+        (undecodable, unknown task, revoked, expired or not due yet)."""
+        try:
+            message = parse_task_envelope(delivery.envelope, self.accept)
+        except (DecodeError, ContentDisallowed):
+            return None
+        task = self.app.tasks.get(message.task)
+        if task is None:
+            return None
+        request = Request(message, delivery, task)
+        state = self.worker.state
+        if (state.revoked and state.is_revoked(request.id)) or (
+                message.expires is not None and request.expired()):
+            return None
+        if message.eta is not None and message.eta.timestamp() > time.time() + 0.005:
+            return None
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("Received task: %s[%s]", request.display_name, request.id)
+        return request
+
     async def accept_delivery(self, delivery: Delivery) -> None:
         """Decode and vet one delivery, then run, hold or set it aside."""
         try:
@@ -183,24 +213,95 @@ class Consumer:
     # -- running ------------------------------------------------------------------------
     def _start(self, request: Request) -> None:
         self.inflight[request.id] = request
-        runner = asyncio.ensure_future(self._execute(request))
-        self._tasks.add(runner)
-        runner.add_done_callback(self._tasks.discard)
+        if self._runs_now(request):
+            self._run_inline(request)
+            return
+        self._spawn(self._execute(request))
 
     def _acks_late(self, request: Request) -> bool:
         value = getattr(request.task, "acks_late", None)
         return self.acks_late_default if value is None else bool(value)
 
+    def _runs_now(self, request: Request) -> bool:
+        """Whether ``request`` can run right here, with no asyncio task of its own.
+
+        True for a job the pool runs inline (solo, sync task) that has nothing
+        to wait for before it runs: no rate-limit wait (a free token is taken
+        here), no STARTED state to write, not revoked or expired by now.
+        """
+        task = request.task
+        if not self.pool.inline(task):
+            return False
+        worker = self.worker
+        if worker.track_started or getattr(task, "track_started", False):
+            return False
+        if worker.state.revoked and worker.state.is_revoked(request.id):
+            return False
+        if request.message.expires is not None and request.expired():
+            return False
+        return worker.rate_limits.try_acquire(request.name, getattr(task, "rate_limit", None))
+
+    def _run_inline(self, request: Request) -> None:
+        """Run ``request`` now (see :meth:`_runs_now`); the result write and the
+        ack follow in a task only when the outcome needs I/O beyond the ack."""
+        worker = self.worker
+        acks_late = self._acks_late(request)
+        try:
+            if not acks_late:
+                self._queue_ack(request.delivery)
+            worker.events.task_started(request)
+            request.started = time.monotonic()
+            job = request.to_job(worker.hostname, worker.time_limit, worker.soft_time_limit)
+            out = self.pool.run_inline(request.task, job)
+            if self._settled(request, out, acks_late):
+                self._done(request)
+                return
+        except Exception:
+            logger.exception("internal error handling %s[%s]; the message is given back",
+                             request.name, request.id)
+            self._spawn(self._after_inline(request, None, acks_late))
+            return
+        self._spawn(self._after_inline(request, out, acks_late))
+
+    async def _after_inline(self, request: Request, out: Outcome | None, acks_late: bool) -> None:
+        """The I/O after an inline run (``out`` is ``None`` when the run itself broke)."""
+        try:
+            if out is None:
+                await self._give_back(request)
+                return
+            try:
+                await self._after_run(request, out, acks_late)
+            except Exception:
+                logger.exception("internal error handling %s[%s]; the message is given back",
+                                 request.name, request.id)
+                await self._give_back(request)
+        finally:
+            self._done(request)
+
+    async def _give_back(self, request: Request) -> None:
+        await self._safe_reject(request.delivery, requeue=True, reason="internal error")
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        runner = self._loop.create_task(coro)
+        self._tasks.add(runner)
+        runner.add_done_callback(self._tasks.discard)
+
+    def _done(self, request: Request) -> None:
+        self.inflight.pop(request.id, None)
+        self._slot.set()
+
     async def _execute(self, request: Request) -> None:
         worker = self.worker
         acks_late = self._acks_late(request)
         try:
-            await worker.rate_limits.acquire(request.name,
-                                             getattr(request.task, "rate_limit", None))
+            task_rate = getattr(request.task, "rate_limit", None)
+            if not worker.rate_limits.try_acquire(request.name, task_rate):
+                await worker.rate_limits.acquire(request.name, task_rate)
             # An ETA hold or a rate-limit wait may have outlived the expiry, or a
             # revoke may have arrived meanwhile: check again just before running.
-            if worker.state.is_revoked(request.id) or request.expired():
-                await self._revoked(request, expired=not worker.state.is_revoked(request.id))
+            revoked = bool(worker.state.revoked) and worker.state.is_revoked(request.id)
+            if revoked or (request.message.expires is not None and request.expired()):
+                await self._revoked(request, expired=not revoked)
                 return
             if not acks_late:
                 self._queue_ack(request.delivery)
@@ -211,67 +312,88 @@ class Consumer:
             request.started = time.monotonic()
             job = request.to_job(worker.hostname, worker.time_limit, worker.soft_time_limit)
             out = await self.pool.run(job)
-            if out.status != states.REVOKED and worker.state.is_revoked(request.id) and \
-                    _exc_type(out) == "TaskRevokedError":
-                out.status = states.REVOKED  # stopped by revoke(terminate=True)
-            if out.status == states.REVOKED:
-                _send_revoked(request, terminated=True, signum=None, expired=False)
-            worker.log_outcome(request, out)
-            if out.requeue and out.status != states.REJECTED:
-                # Cold shutdown or a lost child with reject_on_worker_lost: run it again.
-                if acks_late:
-                    await self._safe_reject(request.delivery, requeue=True, reason="requeued")
-                return
-            if out.status == states.FAILURE and _is_worker_lost(out) and acks_late and \
-                    _reject_on_worker_lost(self.app, request):
-                await self._safe_reject(request.delivery, requeue=True, reason="worker lost")
-                return
-            try:
-                await self.completion.finish(request, out)
-            except EncodeError as exc:
-                # The value cannot be stored with the result serializer: a FAILURE,
-                # not an internal error (which would redeliver it forever).
-                logger.error("Task %s[%s] returned a value that cannot be stored: %s",
-                             request.display_name, request.id, exc)
-                out = failed_outcome(exc, out.runtime)
-                await self.completion.finish(request, out)
-            worker.events.task_outcome(request, out)
-            self.processed += 1
-            worker.state.processed(request.name)
-            if out.status == states.REJECTED:
-                if acks_late:
-                    await self._safe_reject(request.delivery, requeue=out.requeue,
-                                            reason=out.reason)
-                return
-            if acks_late:
-                if out.status == states.FAILURE and not _ack_on_failure(self.app, request) \
-                        and not _is_worker_lost(out):
-                    # As Celery: rejected without requeue (re-running a failing task
-                    # forever helps nobody); it is set aside in the dead-letter store.
-                    await self._safe_reject(request.delivery, requeue=False, reason=(
-                        f"task failed ({_exc_type(out)}) and task_acks_on_failure_or_timeout "
-                        "is off"))
-                else:
-                    self._queue_ack(request.delivery)
+            if not self._settled(request, out, acks_late):
+                await self._after_run(request, out, acks_late)
         except Exception:
             logger.exception("internal error handling %s[%s]; the message is given back",
                              request.name, request.id)
-            await self._safe_reject(request.delivery, requeue=True, reason="internal error")
+            await self._give_back(request)
         finally:
-            self.inflight.pop(request.id, None)
-            self._slot.set()
+            self._done(request)
+
+    def _settled(self, request: Request, out: Outcome, acks_late: bool) -> bool:
+        """Finish the common outcome at once: a success with nothing to write or send.
+
+        Returns ``False`` (having done nothing) when the outcome needs
+        :meth:`_after_run`: a result to store, follow-up tasks, a failure,
+        a retry, a rejection or a revoke.
+        """
+        if not self.completion.is_trivial(request, out):
+            return False
+        worker = self.worker
+        worker.log_outcome(request, out)
+        worker.events.task_outcome(request, out)
+        self.processed += 1
+        worker.state.processed(request.name)
+        if acks_late:
+            self._queue_ack(request.delivery)
+        return True
+
+    async def _after_run(self, request: Request, out: Outcome, acks_late: bool) -> None:
+        """Everything after the pool returned: store, follow-ups, events, ack or reject."""
+        worker = self.worker
+        if out.status != states.REVOKED and worker.state.is_revoked(request.id) and \
+                _exc_type(out) == "TaskRevokedError":
+            out.status = states.REVOKED  # stopped by revoke(terminate=True)
+        if out.status == states.REVOKED:
+            _send_revoked(request, terminated=True, signum=None, expired=False)
+        worker.log_outcome(request, out)
+        if out.requeue and out.status != states.REJECTED:
+            # Cold shutdown or a lost child with reject_on_worker_lost: run it again.
+            if acks_late:
+                await self._safe_reject(request.delivery, requeue=True, reason="requeued")
+            return
+        if out.status == states.FAILURE and _is_worker_lost(out) and acks_late and \
+                _reject_on_worker_lost(self.app, request):
+            await self._safe_reject(request.delivery, requeue=True, reason="worker lost")
+            return
+        try:
+            await self.completion.finish(request, out)
+        except EncodeError as exc:
+            # The value cannot be stored with the result serializer: a FAILURE,
+            # not an internal error (which would redeliver it forever).
+            logger.error("Task %s[%s] returned a value that cannot be stored: %s",
+                         request.display_name, request.id, exc)
+            out = failed_outcome(exc, out.runtime)
+            await self.completion.finish(request, out)
+        worker.events.task_outcome(request, out)
+        self.processed += 1
+        worker.state.processed(request.name)
+        if out.status == states.REJECTED:
+            if acks_late:
+                await self._safe_reject(request.delivery, requeue=out.requeue,
+                                        reason=out.reason)
+            return
+        if acks_late:
+            if out.status == states.FAILURE and not _ack_on_failure(self.app, request) \
+                    and not _is_worker_lost(out):
+                # As Celery: rejected without requeue (re-running a failing task
+                # forever helps nobody); it is set aside in the dead-letter store.
+                await self._safe_reject(request.delivery, requeue=False, reason=(
+                    f"task failed ({_exc_type(out)}) and task_acks_on_failure_or_timeout "
+                    "is off"))
+            else:
+                self._queue_ack(request.delivery)
 
     # -- acks ------------------------------------------------------------------------------
     def _queue_ack(self, delivery: Delivery) -> None:
         self._pending_acks.append(delivery)
         if not self._ack_scheduled:
             self._ack_scheduled = True
-            asyncio.get_running_loop().call_soon(self._spawn_flush)
+            self._loop.call_soon(self._spawn_flush)
 
     def _spawn_flush(self) -> None:
-        runner = asyncio.ensure_future(self.flush_acks())
-        self._tasks.add(runner)
-        runner.add_done_callback(self._tasks.discard)
+        self._spawn(self.flush_acks())
 
     async def flush_acks(self) -> None:
         """Send every pending ack in one call."""

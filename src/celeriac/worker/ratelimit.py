@@ -126,6 +126,28 @@ class RateLimiter:
         """Whether requests of ``name`` wait for a token."""
         return self.rate(name) is not None
 
+    def _limit(self, name: str, task_rate: str | float | None) -> _Limit:
+        if name not in self._configured:
+            self.configure(name, task_rate)
+        limit = self._limits.get(name)
+        if limit is None:
+            limit = self._limits[name] = _Limit(self.rate(name))
+        return limit
+
+    def try_acquire(self, name: str, task_rate: str | float | None = None) -> bool:
+        """Take a token of ``name`` if that needs no wait; whether the request may run now.
+
+        ``True`` when no limit applies or a token was free (and is now taken);
+        ``False`` leaves everything as it was: the caller then awaits
+        :meth:`acquire` (a token is due later, or earlier requests wait first).
+        """
+        if self.disabled:
+            return True
+        limit = self._limit(name, task_rate)
+        if limit.lock.locked():
+            return False
+        return limit.bucket is None or limit.bucket.take()
+
     async def acquire(self, name: str, task_rate: str | float | None = None) -> float:
         """Wait for a token of ``name`` (no-op when unlimited); returns seconds waited.
 
@@ -134,12 +156,8 @@ class RateLimiter:
         """
         if self.disabled:
             return 0.0
-        if name not in self._configured:
-            self.configure(name, task_rate)
-        limit = self._limits.get(name)
-        if limit is None:
-            limit = self._limits[name] = _Limit(self.rate(name))
-        if limit.bucket is None and limit.rate is None and not limit.lock.locked():
+        limit = self._limit(name, task_rate)
+        if limit.bucket is None and not limit.lock.locked():
             return 0.0
         started = time.monotonic()
         async with limit.lock:

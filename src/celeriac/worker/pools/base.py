@@ -80,6 +80,18 @@ class Pool(abc.ABC):
     async def run(self, job: Job) -> Outcome:
         """Execute ``job`` and return how it ended (never raises for task errors)."""
 
+    def inline(self, task: Any) -> bool:
+        """Whether jobs of ``task`` run synchronously on the worker's loop.
+
+        Such jobs go through :meth:`run_inline`: the consumer runs a whole
+        fetched batch of them without an asyncio task per message.
+        """
+        return False
+
+    def run_inline(self, task: Any, job: Job) -> Outcome:
+        """Run ``job`` of ``task`` now, on this thread (only when :meth:`inline` says so)."""
+        raise TypeError(f"the {self.name} pool runs no job inline")
+
     async def stop(self, *, cold: bool = False) -> None:
         """Stop: warm waits for running jobs, cold abandons/kills them."""
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from types import FrameType
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from celeriac.app.trace import Outcome, run_task
 from celeriac.errors import NotRegistered, SoftTimeLimitExceeded
@@ -36,6 +35,9 @@ class SoloPool(Pool):
     def limit(self) -> int:
         return 1
 
+    def inline(self, task: Any) -> bool:
+        return not task.is_async
+
     async def run(self, job: Job) -> Outcome:
         try:
             task = self.app.tasks[job.task_name]
@@ -43,6 +45,9 @@ class SoloPool(Pool):
             return failed_outcome(exc)
         if task.is_async:
             return await run_coroutine_job(task, job)
+        return self.run_inline(task, job)
+
+    def run_inline(self, task: Any, job: Job) -> Outcome:
         soft = job.soft_time_limit
         if soft and threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGALRM, _raise_soft_limit)
@@ -52,7 +57,4 @@ class SoloPool(Pool):
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.signal(signal.SIGALRM, previous)
-        started = time.perf_counter()
-        out = run_task(task, job.ctx)
-        out.runtime = out.runtime or time.perf_counter() - started
-        return out
+        return run_task(task, job.ctx)
