@@ -4,7 +4,10 @@ Declarations, properties and headers are Celery's (see
 :mod:`celeriac.protocol.amqp_topology`), so Celery clients and workers share
 queues with celeriac. The async face runs on aiormq (the AMQP core under
 aio-pika); the sync face (``delay()``) is :class:`~._amqp_sync.SyncAMQP` on
-py-amqp. Both publish with confirms: a publish that returned was accepted.
+py-amqp. Both publish with confirms. An async publish returns once confirmed;
+a sync one is pipelined by default (it returns once written; the confirm is
+awaited later, see :mod:`._amqp_sync`), or waits for its confirm with the
+transport option ``confirm_publish=True``.
 
 Consuming is a push-to-pull adapter: ``basic.consume`` callbacks fill a buffer
 that :meth:`AMQPTransport.fetch` drains. The channel's prefetch (global QoS,
@@ -63,7 +66,7 @@ from celeriac.transports._amqp_common import (
     parse_amqp_url,
     plan_declarations,
 )
-from celeriac.transports._amqp_sync import SyncAMQP
+from celeriac.transports._amqp_sync import DEFAULT_CONFIRM_WINDOW, SyncAMQP
 from celeriac.transports.base import Delivery, OnBroadcast, QueueSpec, Transport, TransportOptions
 
 __all__ = ["AMQPTransport"]
@@ -151,11 +154,17 @@ class AMQPTransport(Transport):
         super().__init__(url, options)
         heartbeat = int(self.options.extra.get("heartbeat", 60))
         self.params = parse_amqp_url(url, heartbeat)
+        extra = self.options.extra
+        # Celery's ``confirm_publish: True`` means "wait for each confirm"; otherwise
+        # sync publishes are pipelined (docs/decisions-amqp.md).
+        window = 1 if extra.get("confirm_publish") else int(
+            extra.get("confirm_window", DEFAULT_CONFIRM_WINDOW))
         self.sync = SyncAMQP(
             self.params,
             connect_timeout=self.options.connect_timeout,
-            confirm_timeout=float(self.options.extra.get("confirm_timeout", 30.0)),
+            confirm_timeout=float(extra.get("confirm_timeout", 30.0)),
             retry=self.options.connect_retry,
+            confirm_window=window,
         )
         self._link: _Link | None = None
         self._generation = 0
@@ -344,8 +353,18 @@ class AMQPTransport(Transport):
         await self._with_retry(run)
 
     def publish_sync(self, envelope: Envelope, *, eta: float | None = None) -> None:
-        """Blocking publish with a confirm over py-amqp (no event loop involved)."""
+        """Blocking publish over py-amqp (no event loop involved).
+
+        Pipelined by default: returns once the frame is written; the confirm is
+        awaited by a later publish, :meth:`flush_sync`, the end of the task
+        that published, :meth:`close_sync` or interpreter exit. With the
+        transport option ``confirm_publish=True`` it returns after the confirm.
+        """
         self.sync.publish(envelope)
+
+    def flush_sync(self) -> None:
+        """Wait until every message this thread published is confirmed by the broker."""
+        self.sync.flush()
 
     def publish_many_sync(self, items: Sequence[tuple[Envelope, float | None]]) -> None:
         """Blocking :meth:`publish_many`: every frame written, then one wait for the confirms."""

@@ -1,0 +1,187 @@
+"""Sync publisher confirms on RabbitMQ: pipelined by default, per publish on request.
+
+A pipelined ``publish_sync`` returns once its frame is written; these tests pin
+what a user relies on instead: a flush point (``flush_sync``, the end of a
+task, ``close_sync``) returns only when the broker has every message, a
+broken connection sends the unconfirmed ones again (nothing missing), and a
+message the broker refuses is reported by the next call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pika
+import pytest
+
+from celeriac import errors, signals
+from celeriac.protocol.envelope import Envelope
+from celeriac.transports.amqp import AMQPTransport
+from celeriac.transports.base import QueueSpec, TransportOptions
+
+pytestmark = pytest.mark.amqp
+
+
+def _name() -> str:
+    return f"confirms-{uuid.uuid4().hex[:10]}"
+
+
+def _env(queue: str, body: bytes) -> Envelope:
+    return Envelope(body=body, content_type="application/json", content_encoding="utf-8",
+                    headers={}, delivery_mode=2, routing_key=queue)
+
+
+def _make(amqp_url: str, **extra: Any) -> AMQPTransport:
+    return AMQPTransport(amqp_url, TransportOptions(connect_timeout=3.0, extra=extra))
+
+
+@pytest.fixture
+async def transport(amqp_url: str) -> AsyncIterator[AMQPTransport]:
+    made = _make(amqp_url)
+    yield made
+    await made.close()
+    made.close_sync()
+
+
+def _count(vhost: str, queue: str) -> int:
+    """Ready messages, counted over an unrelated connection."""
+    conn = pika.BlockingConnection(pika.ConnectionParameters(
+        "127.0.0.1", 5672, vhost, pika.PlainCredentials("guest", "guest")))
+    try:
+        return int(conn.channel().queue_declare(queue, passive=True).method.message_count)
+    finally:
+        conn.close()
+
+
+def _bodies(vhost: str, queue: str) -> list[bytes]:
+    conn = pika.BlockingConnection(pika.ConnectionParameters(
+        "127.0.0.1", 5672, vhost, pika.PlainCredentials("guest", "guest")))
+    out: list[bytes] = []
+    try:
+        channel = conn.channel()
+        while True:
+            method, _props, body = channel.basic_get(queue, auto_ack=True)
+            if method is None:
+                return out
+            out.append(body)
+    finally:
+        conn.close()
+
+
+def _pending(transport: AMQPTransport) -> int:
+    confirms = getattr(transport.sync._local, "confirms", None)
+    return 0 if confirms is None else len(confirms.pending)
+
+
+def test_confirm_publish_true_waits_for_each_confirm(amqp_url: str, rabbitmq_vhost: str) -> None:
+    transport = _make(amqp_url, confirm_publish=True)
+    try:
+        queue = _name()
+        transport.declare_sync([QueueSpec(queue)])
+        transport.publish_sync(_env(queue, b"1"))
+        assert _pending(transport) == 0
+        assert _count(rabbitmq_vhost, queue) == 1
+    finally:
+        transport.close_sync()
+
+
+def test_pipelined_publishes_are_all_queued_after_flush(
+    transport: AMQPTransport, rabbitmq_vhost: str
+) -> None:
+    queue = _name()
+    transport.declare_sync([QueueSpec(queue)])
+    for i in range(300):
+        transport.publish_sync(_env(queue, str(i).encode()))
+        assert _pending(transport) < transport.sync.confirm_window
+    transport.flush_sync()
+    assert _pending(transport) == 0
+    assert _bodies(rabbitmq_vhost, queue) == [str(i).encode() for i in range(300)]
+
+
+def test_close_sync_waits_for_outstanding_confirms(amqp_url: str, rabbitmq_vhost: str) -> None:
+    transport = _make(amqp_url, confirm_window=1000)
+    queue = _name()
+    transport.declare_sync([QueueSpec(queue)])
+    for i in range(200):
+        transport.publish_sync(_env(queue, str(i).encode()))
+    transport.close_sync()
+    assert _count(rabbitmq_vhost, queue) == 200
+
+
+def test_end_of_a_task_flushes_what_it_published(
+    transport: AMQPTransport, rabbitmq_vhost: str
+) -> None:
+    queue = _name()
+    transport.declare_sync([QueueSpec(queue)])
+    transport.sync.confirm_window = 1000
+    for i in range(50):
+        transport.publish_sync(_env(queue, str(i).encode()))
+    # What the worker sends after a task ran, before it acknowledges the task.
+    signals.task_postrun.send(sender=None, task_id="t", task=None, args=(), kwargs={},
+                              retval=None, state="SUCCESS")
+    assert _pending(transport) == 0
+    assert _count(rabbitmq_vhost, queue) == 50
+
+
+def test_a_broken_connection_sends_the_unconfirmed_again(
+    transport: AMQPTransport, rabbitmq_vhost: str
+) -> None:
+    queue = _name()
+    transport.declare_sync([QueueSpec(queue)])
+    transport.sync.confirm_window = 1000
+    for i in range(100):
+        transport.publish_sync(_env(queue, str(i).encode()))
+    unconfirmed = _pending(transport)
+    old = transport.sync._local.connection
+    old.sock.shutdown(socket.SHUT_RDWR)  # the connection dies under the publisher
+    transport.publish_sync(_env(queue, b"after"))
+    transport.flush_sync()
+    assert transport.sync._local.connection is not old
+    bodies = _bodies(rabbitmq_vhost, queue)
+    expected = {str(i).encode() for i in range(100)} | {b"after"}
+    assert set(bodies) == expected, "a published message is missing"
+    assert len(bodies) <= 101 + unconfirmed  # duplicates only of the unconfirmed ones
+
+
+def test_refused_messages_are_reported_by_the_next_call(
+    transport: AMQPTransport, rabbitmq_vhost: str
+) -> None:
+    queue = _name()
+    transport.declare_sync([QueueSpec(queue, arguments={"x-max-length": 1,
+                                                         "x-overflow": "reject-publish"})])
+    for i in range(3):
+        transport.publish_sync(_env(queue, str(i).encode()))
+    with pytest.raises(errors.OperationalError, match=r"refused \(nacked\) 2"):
+        transport.flush_sync()
+    assert _bodies(rabbitmq_vhost, queue) == [b"0"]
+    transport.flush_sync()  # reported once
+
+
+def test_a_batch_raises_when_the_broker_refuses_part_of_it(
+    transport: AMQPTransport, rabbitmq_vhost: str
+) -> None:
+    queue = _name()
+    transport.declare_sync([QueueSpec(queue, arguments={"x-max-length": 1,
+                                                         "x-overflow": "reject-publish"})])
+    with pytest.raises(errors.OperationalError, match=r"refused \(nacked\) 1"):
+        transport.publish_many_sync([(_env(queue, b"a"), None), (_env(queue, b"b"), None)])
+    assert _bodies(rabbitmq_vhost, queue) == [b"a"]
+
+
+async def test_publishes_from_threads_flush_per_thread(
+    transport: AMQPTransport, rabbitmq_vhost: str
+) -> None:
+    queue = _name()
+    transport.declare_sync([QueueSpec(queue)])
+
+    def publish_and_flush(n: int) -> None:
+        for _ in range(n):
+            transport.publish_sync(_env(queue, b"x"))
+        transport.flush_sync()
+
+    await asyncio.gather(*(asyncio.to_thread(publish_and_flush, 40) for _ in range(4)))
+    assert _count(rabbitmq_vhost, queue) == 160
