@@ -49,6 +49,7 @@ import amqp  # type: ignore[import-untyped]
 from celeriac import signals
 from celeriac.errors import BrokerUnreachable, OperationalError
 from celeriac.protocol.amqp import to_amqp_properties
+from celeriac.protocol.amqp_frames import encode_properties, publish_frames
 from celeriac.protocol.envelope import Envelope
 from celeriac.transports._amqp_common import (
     AMQPParams,
@@ -59,7 +60,7 @@ from celeriac.transports._amqp_common import (
     lost_error,
 )
 
-__all__ = ["DEFAULT_CONFIRM_WINDOW", "SyncAMQP", "amqp_message", "open_channel", "properties_of"]
+__all__ = ["DEFAULT_CONFIRM_WINDOW", "SyncAMQP", "open_channel", "outgoing", "properties_of"]
 
 logger = logging.getLogger("celeriac.transports.amqp")
 
@@ -77,9 +78,6 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 CHANNEL_ERRORS: tuple[type[BaseException], ...] = (amqp.exceptions.ChannelError,)
 
 _RETRY_DELAYS = (0.0, 0.2, 0.2)
-#: basic.publish: (ticket, exchange, routing key, mandatory, immediate).
-_PUBLISH = amqp.spec.Basic.Publish
-_PUBLISH_ARGSIG = "Bssbb"
 #: Unconfirmed messages a pipelined publisher lets through before it waits.
 DEFAULT_CONFIRM_WINDOW = 64
 #: poll() reads arrived confirms when this many are pending or this long after its last look.
@@ -88,8 +86,8 @@ _POLL_INTERVAL = 0.005
 #: Longest the exit hook waits for outstanding confirms.
 _EXIT_WAIT = 5.0
 
-#: A message as it is (re)published: (py-amqp message, exchange, routing key).
-Outgoing = tuple[Any, str, str]
+#: A message as it is (re)published: (encoded properties, body, exchange, routing key).
+Outgoing = tuple[bytes, bytes, str, str]
 
 
 class _Confirms:
@@ -124,9 +122,10 @@ class _Confirms:
 
     def publish(self, item: Outgoing) -> None:
         """Write one ``basic.publish`` (no wait); it stays pending until confirmed."""
-        message, exchange, routing_key = item
-        self.channel.send_method(_PUBLISH, _PUBLISH_ARGSIG,
-                                 (0, exchange, routing_key, False, False), message)
+        properties, body, exchange, routing_key = item
+        conn = self.channel.connection
+        conn.transport.write(publish_frames(self.channel.channel_id, exchange, routing_key,
+                                            properties, body, conn.frame_max))
         self.sent += 1
         self.pending[self.sent] = item
 
@@ -175,11 +174,14 @@ def open_channel(conn: Any) -> Any:
     return channel
 
 
-def amqp_message(envelope: Envelope) -> Any:
-    """A py-amqp message carrying ``envelope`` with Celery's properties."""
-    props = to_amqp_properties(envelope)
-    props["application_headers"] = props.pop("headers")
-    return amqp.Message(envelope.body, **props)
+def outgoing(envelope: Envelope) -> Outgoing:
+    """``envelope`` encoded once for (re)publishing, with Celery's properties.
+
+    The frames are written by :func:`~celeriac.protocol.amqp_frames.publish_frames`,
+    byte for byte what py-amqp would write, without its generic serialiser.
+    """
+    return (encode_properties(to_amqp_properties(envelope)), envelope.body,
+            envelope.exchange, envelope.routing_key)
 
 
 def properties_of(message: Any) -> dict[str, Any]:
@@ -377,7 +379,7 @@ class SyncAMQP:
         if self.confirm_window <= 1:
             self.publish_many([envelope])
             return
-        item = (amqp_message(envelope), envelope.exchange, envelope.routing_key)
+        item = outgoing(envelope)
         written = False
 
         def op(_channel: Any) -> None:
@@ -401,7 +403,7 @@ class SyncAMQP:
         confirmed are published again. A nack raises ``OperationalError``
         once every other message is settled.
         """
-        items = [(amqp_message(env), env.exchange, env.routing_key) for env in envelopes]
+        items = [outgoing(env) for env in envelopes]
         written = 0
 
         def op(_channel: Any) -> None:
@@ -469,7 +471,7 @@ class SyncAMQP:
             logger.error("%s", exc)
 
     def _report_nacked(self, items: Sequence[Outgoing]) -> str:
-        keys = sorted({f"{exchange or '(default)'}/{key}" for _m, exchange, key in items})
+        keys = sorted({f"{exchange or '(default)'}/{key}" for _p, _b, exchange, key in items})
         text = (f"RabbitMQ at {self.params.masked} refused (nacked) {len(items)} published "
                 f"message(s), not queued; exchange/routing key: {', '.join(keys)}")
         logger.error("%s", text)
