@@ -40,13 +40,15 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from functools import partial
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import aiormq
+from aiormq.abc import ChannelFrame
 from pamqp import commands as spec
 
 from celeriac.errors import BrokerUnreachable, OperationalError
 from celeriac.protocol.amqp import AMQP_PROPERTY_NAMES, from_amqp, to_amqp_properties
+from celeriac.protocol.amqp_frames import encode_properties, publish_frames
 from celeriac.protocol.amqp_topology import (
     DEAD_LETTER_EXCHANGE,
     DEAD_LETTER_REASON_HEADER,
@@ -83,10 +85,6 @@ AIO_ERRORS: tuple[type[BaseException], ...] = (
 )
 _SUBSCRIBE_ERRORS: tuple[type[BaseException], ...] = (OperationalError, *AIO_ERRORS)
 _RETRY_DELAYS = (0.0, 0.2, 0.2)
-
-
-def _properties(envelope: Envelope) -> spec.Basic.Properties:
-    return spec.Basic.Properties(**to_amqp_properties(envelope))
 
 
 async def _declare_exchange(ex: DeclareExchange, channel: aiormq.abc.AbstractChannel) -> None:
@@ -264,6 +262,8 @@ class AMQPTransport(Transport):
                 return
             except aiormq.exceptions.ChannelClosed as exc:
                 raise OperationalError(f"RabbitMQ at {self.params.masked}: {exc}") from None
+            except OperationalError:
+                raise  # refused by the broker (a ConnectionError subclass, not a lost link)
             except AIO_ERRORS as exc:
                 last = self._broken(link, exc)
         assert last is not None
@@ -327,16 +327,47 @@ class AMQPTransport(Transport):
 
     # -- publishing ------------------------------------------------------------------
     async def _publish_on(self, link: _Link, envelope: Envelope) -> None:
-        channel = await self._channel(link, "publisher", confirms=True)
-        await self._confirmed(channel, envelope)
+        await self._publish_all(link, [envelope])
 
-    async def _confirmed(self, channel: Any, envelope: Envelope) -> None:
-        confirmation = await channel.basic_publish(
-            envelope.body, exchange=envelope.exchange, routing_key=envelope.routing_key,
-            properties=_properties(envelope))
-        if not isinstance(confirmation, spec.Basic.Ack):
+    async def _publish_all(self, link: _Link, envelopes: Sequence[Envelope]) -> None:
+        """Publish on the confirm channel in one write, then wait for every confirm.
+
+        The frames are encoded by :mod:`celeriac.protocol.amqp_frames` and
+        handed to aiormq's writer as one chunk, with a confirmation future per
+        delivery tag registered where aiormq resolves them (its channel's
+        ``confirmations``, under its publish lock): one socket write per batch
+        instead of one per message, and no per-message task. aiormq rejects
+        those futures if the channel or connection closes.
+        """
+        channel = cast(aiormq.Channel, await self._channel(link, "publisher", confirms=True))
+        frame_max = int(getattr(link.connection.connection_tune, "frame_max", 0) or 131072)
+        futures: list[asyncio.Future[Any]] = []
+        parts: list[bytes] = []
+        async with channel.lock:
+            for env in envelopes:
+                parts.append(publish_frames(
+                    channel.number, env.exchange, env.routing_key,
+                    encode_properties(to_amqp_properties(env)), env.body, frame_max))
+            for _ in envelopes:
+                channel.delivery_tag += 1
+                future = channel.create_future()
+                channel.confirmations[channel.delivery_tag] = future
+                futures.append(future)
+            await channel.write_queue.put(ChannelFrame(payload=b"".join(parts),
+                                                       should_close=False))
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        refused = 0
+        for outcome in outcomes:
+            if isinstance(outcome, spec.Basic.Ack):
+                continue
+            if isinstance(outcome, aiormq.exceptions.DeliveryError | spec.Basic.Nack):
+                refused += 1
+            elif isinstance(outcome, BaseException):
+                raise outcome
+        if refused:
+            keys = sorted({env.routing_key for env in envelopes})
             raise OperationalError(f"RabbitMQ at {self.params.masked} refused (nacked) "
-                                   f"a message for {envelope.routing_key!r}")
+                                   f"{refused} of {len(envelopes)} message(s) for {keys}")
 
     async def publish(self, envelope: Envelope, *, eta: float | None = None) -> None:
         """Publish with a confirm (``eta`` is carried in the headers; the worker holds it)."""
@@ -345,10 +376,8 @@ class AMQPTransport(Transport):
     async def publish_many(self, items: Sequence[tuple[Envelope, float | None]]) -> None:
         """Publish all, pipelined: every confirm is awaited, all in one wait."""
         async def run(link: _Link) -> None:
-            # The channel first, so the publishes start (and are written) in list
-            # order: a batch keeps its FIFO order in the queue.
-            channel = await self._channel(link, "publisher", confirms=True)
-            await asyncio.gather(*(self._confirmed(channel, env) for env, _ in items))
+            # One write, in list order: a batch keeps its FIFO order in the queue.
+            await self._publish_all(link, [env for env, _ in items])
 
         await self._with_retry(run)
 

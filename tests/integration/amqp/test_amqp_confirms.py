@@ -185,3 +185,32 @@ async def test_publishes_from_threads_flush_per_thread(
 
     await asyncio.gather(*(asyncio.to_thread(publish_and_flush, 40) for _ in range(4)))
     assert _count(rabbitmq_vhost, queue) == 160
+
+
+# -- the async face: one write per batch, every confirm awaited --------------------------
+
+
+async def test_async_batch_is_confirmed_in_order_and_big_bodies_are_split(
+    transport: AMQPTransport, rabbitmq_vhost: str
+) -> None:
+    queue = _name()
+    await transport.declare([QueueSpec(queue)])
+    big = bytes(range(256)) * 1200  # 307,200 bytes: more than one frame (frame_max 131,072)
+    items = [(_env(queue, str(i).encode()), None) for i in range(50)] + [(_env(queue, big), None)]
+    await transport.publish_many(items)
+    await transport.publish(_env(queue, b"last"))
+    assert _bodies(rabbitmq_vhost, queue) == [str(i).encode() for i in range(50)] + [big, b"last"]
+
+
+async def test_async_batch_raises_when_the_broker_refuses_part_of_it(
+    transport: AMQPTransport, rabbitmq_vhost: str
+) -> None:
+    queue = _name()
+    await transport.declare([QueueSpec(queue, arguments={"x-max-length": 2,
+                                                          "x-overflow": "reject-publish"})])
+    items = [(_env(queue, str(i).encode()), None) for i in range(5)]
+    with pytest.raises(errors.OperationalError, match=r"refused \(nacked\) 3 of 5"):
+        await transport.publish_many(items)
+    assert _bodies(rabbitmq_vhost, queue) == [b"0", b"1"]
+    await transport.publish(_env(queue, b"again"))  # the channel is still usable
+    assert _bodies(rabbitmq_vhost, queue) == [b"again"]
