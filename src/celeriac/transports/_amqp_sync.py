@@ -260,8 +260,26 @@ class SyncAMQP:
         with contextlib.suppress(Exception):
             conn.collect()
 
+    def _forked(self) -> bool:
+        """Whether this process is a fork of the one that opened the connections.
+
+        A forked child must never read or write its parent's sockets: it forgets
+        every inherited connection and confirm (they stay the parent's) and
+        starts afresh.
+        """
+        if os.getpid() == self._pid:
+            return False
+        self._pid = os.getpid()
+        self._local = threading.local()
+        with self._lock:
+            self._open = set()
+            self._confirm_sets = {}
+            self._orphans = []
+        return True
+
     def channel(self) -> Any:
         """This thread's open channel (connecting first when needed)."""
+        self._forked()
         ch = getattr(self._local, "channel", None)
         if ch is not None and ch.is_open:
             return ch
@@ -419,6 +437,8 @@ class SyncAMQP:
 
     def flush(self) -> None:
         """Wait until this thread's published messages are all confirmed (or raise)."""
+        if self._forked():
+            return
         confirms: _Confirms | None = getattr(self._local, "confirms", None)
         if not self._orphans and (confirms is None or not confirms.pending):
             return
@@ -432,8 +452,8 @@ class SyncAMQP:
 
     def flush_all(self, timeout: float) -> None:
         """Best effort at close and exit: wait for every thread's outstanding confirms."""
-        if os.getpid() != self._pid:
-            return  # a forked child: the connections are the parent's
+        if self._forked():
+            return  # a forked child: the connections were the parent's
         with self._lock:
             sets = [c for c in self._confirm_sets.values() if c.pending]
             orphans = len(self._orphans)

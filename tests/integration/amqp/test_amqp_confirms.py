@@ -214,3 +214,34 @@ async def test_async_batch_raises_when_the_broker_refuses_part_of_it(
     assert _bodies(rabbitmq_vhost, queue) == [b"0", b"1"]
     await transport.publish(_env(queue, b"again"))  # the channel is still usable
     assert _bodies(rabbitmq_vhost, queue) == [b"again"]
+
+
+def test_a_forked_child_never_touches_the_parents_connection(
+    transport: AMQPTransport, rabbitmq_vhost: str
+) -> None:
+    import os
+
+    queue = _name()
+    transport.declare_sync([QueueSpec(queue)])
+    transport.sync.confirm_window = 1000
+    for i in range(20):
+        transport.publish_sync(_env(queue, str(i).encode()))
+    parent_conn = transport.sync._local.connection
+    pid = os.fork()
+    if pid == 0:  # the child: end of a task, then a publish of its own
+        code = 0
+        try:
+            signals.task_postrun.send(sender=None, task_id="t", task=None, args=(), kwargs={},
+                                      retval=None, state="SUCCESS")
+            transport.publish_sync(_env(queue, b"child"))
+            transport.flush_sync()
+            if transport.sync._local.connection is parent_conn:
+                code = 3
+        except BaseException:
+            code = 2
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    transport.flush_sync()  # the parent's socket was not read by the child
+    assert sorted(_bodies(rabbitmq_vhost, queue)) == sorted(
+        [str(i).encode() for i in range(20)] + [b"child"])
