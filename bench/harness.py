@@ -10,6 +10,7 @@ lost or duplicated task shows as a wrong count, never as a faster figure.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 import uuid
@@ -123,6 +124,16 @@ def enqueue_batch(target: Target, n: int) -> float:
     tag = new_tag(target, "batch")
     try:
         return float(run_client(target.env(tag, n), "enqueue-batch", str(n))["rate"])
+    finally:
+        target.cleanup(tag)
+
+
+def enqueue_confirm_window(target: Target, n: int, window: int = 64) -> float:
+    """Workload 1c (celeriac, RabbitMQ): ``noop.delay(i)`` with the opt-in confirm window."""
+    tag = new_tag(target, "window")
+    env = {**target.env(tag, n), "BENCH_BROKER_OPTIONS": json.dumps({"confirm_window": window})}
+    try:
+        return float(run_client(env, "enqueue", str(n))["rate"])
     finally:
         target.cleanup(tag)
 

@@ -111,6 +111,8 @@ def main_round(target: h.Target, n: dict[str, int], figures: dict[str, list[Any]
             worker.stop()
         if target.system == "celeriac":
             figures["batch"].append(h.enqueue_batch(target, n["enqueue"]))
+            if target.broker == "amqp":
+                figures["enqueue_window"].append(h.enqueue_confirm_window(target, n["enqueue"]))
     finally:
         target.cleanup(tag)
 

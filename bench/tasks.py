@@ -8,6 +8,7 @@ the very same task code against the same servers.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -28,6 +29,8 @@ else:
 
 app = Celery("bench", broker=BROKER, backend=BACKEND)
 app.conf.update(task_default_queue=QUEUE)
+if os.environ.get("BENCH_BROKER_OPTIONS"):
+    app.conf.update(broker_transport_options=json.loads(os.environ["BENCH_BROKER_OPTIONS"]))
 if SYSTEM == "celery":
     app.conf.update(broker_connection_retry_on_startup=True, worker_hijack_root_logger=False)
 

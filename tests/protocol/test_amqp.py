@@ -77,3 +77,16 @@ def test_none_properties_are_left_out() -> None:
     )
     out = to_amqp_properties(env)
     assert "reply_to" not in out and "expiration" in out
+
+
+def test_received_header_values_come_back_as_plain_python() -> None:
+    """Libraries hand some strings back as bytes; nested ones too, and keys."""
+    headers = {"task": b"tasks.add", "id": "abc", "retries": 0, "ignore_result": False,
+               "timelimit": (None, 5), "stamps": {b"k": [b"v", 1.5]}, "eta": None}
+    env = from_amqp(b"{}", {"headers": headers, "content_type": b"application/json",
+                            "correlation_id": "abc", "reply_to": None})
+    assert env.headers == {"task": "tasks.add", "id": "abc", "retries": 0,
+                           "ignore_result": False, "timelimit": [None, 5],
+                           "stamps": {"k": ["v", 1.5]}, "eta": None}
+    assert env.content_type == "application/json"
+    assert env.correlation_id == "abc" and env.reply_to is None

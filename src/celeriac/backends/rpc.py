@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import select
 import socket
 import threading
 import time
@@ -330,8 +331,10 @@ class RPCBackend(ResultBackend):
                 channel.basic_consume(self.oid, callback=self._on_sync_message, no_ack=True)
             with contextlib.suppress(socket.timeout):
                 conn.drain_events(timeout=wait)
-                while True:
-                    conn.drain_events(timeout=0)
+                # Then what has already arrived: one readiness check per frame instead
+                # of a failing non-blocking read (and two socket mode switches) at the end.
+                while _readable(conn.sock):
+                    conn.drain_events(timeout=wait or 1.0)
         except CONNECTION_ERRORS as exc:
             self._drop_sync_consumer()
             raise lost_error(self.params, exc) from None
@@ -424,6 +427,14 @@ class RPCBackend(ResultBackend):
     async def chord_part_return(self, part: ChordPart) -> list[ChordPart] | None:
         """Not supported by rpc: raises :class:`~celeriac.errors.ImproperlyConfigured`."""
         raise ImproperlyConfigured(_NO_CHORDS)
+
+
+def _readable(sock: Any) -> bool:
+    """Whether a frame has started arriving (TLS: decrypted bytes pending count too)."""
+    pending = getattr(sock, "pending", None)
+    if pending is not None and pending():
+        return True
+    return bool(select.select((sock,), (), (), 0)[0])
 
 
 def _aio_properties(message: aiormq.abc.DeliveredMessage) -> dict[str, Any]:

@@ -52,7 +52,19 @@ def to_amqp_properties(env: Envelope) -> dict[str, Any]:
     return props
 
 
+_AS_IS = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
+    kind = type(value)
+    if kind in _AS_IS:
+        return value
+    if kind is dict:  # the usual headers table: only walk values that need it
+        return {
+            (key if type(key) is str else str(_plain(key))):
+                (item if type(item) in _AS_IS else _plain(item))
+            for key, item in value.items()
+        }
     if isinstance(value, (bytes, bytearray)):
         try:
             return bytes(value).decode("utf-8")
@@ -66,6 +78,8 @@ def _plain(value: Any) -> Any:
 
 
 def _opt_str(value: Any) -> str | None:
+    if value is None or type(value) is str:
+        return value
     plain = _plain(value)
     return None if plain is None else str(plain)
 

@@ -10,28 +10,47 @@ retries, 0.2 s apart), so a broker restart between two ``delay()`` calls
 costs a reconnect, not an error.
 
 Confirms are tracked here rather than by py-amqp (which waits for one ack
-after each publish): the publishing channel is put in confirm mode once,
-every ``basic.publish`` frame of a batch is written, then one wait reads the
-acks (``multiple`` ones included) until every delivery tag of the batch is
-settled. A batch of N costs one round trip, not N. If the connection breaks
-mid-batch, only the messages not yet confirmed are published again.
+after each publish): the publishing channel is put in confirm mode once and
+every message stays in memory until the broker has confirmed it. Two modes:
+
+* **each** (``confirm_window`` == 1, the default): every publish waits for its
+  own confirm, so a ``delay()`` that returns has been stored by the broker.
+* **pipelined** (``confirm_window`` > 1, opted into with the transport option
+  ``confirm_window``): a publish returns once its frame is written; confirms that have arrived are
+  read (without blocking) at the next publish, and a publish waits only when
+  ``confirm_window`` messages are unconfirmed. Everything still unconfirmed
+  is waited for by :meth:`SyncAMQP.flush`, which runs at the end of every
+  task that published (``task_postrun``, before the worker acks that task),
+  on :meth:`SyncAMQP.close_all` and at interpreter exit. A nack is logged and
+  raised by the next publish or flush of that thread.
+
+In both modes a batch (:meth:`SyncAMQP.publish_many`) writes every frame, then
+waits once until nothing is unconfirmed: one round trip per batch. If the
+connection breaks, every message not yet confirmed is published again on the
+next connection (at-least-once; the broker may then hold a duplicate).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
+import os
+import select
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
 import amqp  # type: ignore[import-untyped]
 
+from celeriac import signals
 from celeriac.errors import BrokerUnreachable, OperationalError
 from celeriac.protocol.amqp import to_amqp_properties
+from celeriac.protocol.amqp_frames import encode_properties, publish_frames
 from celeriac.protocol.envelope import Envelope
 from celeriac.transports._amqp_common import (
     AMQPParams,
@@ -42,7 +61,7 @@ from celeriac.transports._amqp_common import (
     lost_error,
 )
 
-__all__ = ["SyncAMQP", "amqp_message", "open_channel", "properties_of"]
+__all__ = ["DEFAULT_CONFIRM_WINDOW", "SyncAMQP", "open_channel", "outgoing", "properties_of"]
 
 logger = logging.getLogger("celeriac.transports.amqp")
 
@@ -60,50 +79,81 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 CHANNEL_ERRORS: tuple[type[BaseException], ...] = (amqp.exceptions.ChannelError,)
 
 _RETRY_DELAYS = (0.0, 0.2, 0.2)
-#: basic.publish: (ticket, exchange, routing key, mandatory, immediate).
-_PUBLISH = amqp.spec.Basic.Publish
-_PUBLISH_ARGSIG = "Bssbb"
+#: Unconfirmed messages a publisher lets through before it waits: 1 means each
+#: ``delay()`` waits for its own confirm (the default; docs/decisions-amqp.md).
+DEFAULT_CONFIRM_WINDOW = 1
+#: poll() reads arrived confirms when this many are pending or this long after its last look.
+_POLL_PENDING = 16
+_POLL_INTERVAL = 0.005
+#: Longest the exit hook waits for outstanding confirms.
+_EXIT_WAIT = 5.0
+
+#: A message as it is (re)published: (encoded properties, body, exchange, routing key).
+Outgoing = tuple[bytes, bytes, str, str]
 
 
 class _Confirms:
-    """Delivery tags of one confirm-mode channel that the broker has not settled yet."""
+    """Messages on one confirm-mode channel that the broker has not settled yet."""
 
     def __init__(self, channel: Any) -> None:
         channel.confirm_select()
         self.channel = channel
         self.sent = 0  # the last delivery tag used (tags count from 1 per channel)
-        self.pending: set[int] = set()
-        self.nacked: set[int] = set()
+        self.pending: dict[int, Outgoing] = {}  # in tag order (insertion order)
+        self.nacked: list[Outgoing] = []
+        self.polled = 0.0
         channel.events["basic_ack"].add(self._on_ack)
         channel.events["basic_nack"].add(self._on_nack)
 
-    def _settle(self, tag: int, multiple: bool) -> set[int]:
+    def _settle(self, tag: int, multiple: bool) -> list[Outgoing]:
         if not multiple:
-            self.pending.discard(tag)
-            return {tag}
-        done = {t for t in self.pending if t <= tag}
-        self.pending -= done
-        return done
+            item = self.pending.pop(tag, None)
+            return [] if item is None else [item]
+        done: list[int] = []
+        for t in self.pending:
+            if t > tag:
+                break
+            done.append(t)
+        return [self.pending.pop(t) for t in done]
 
     def _on_ack(self, tag: int, multiple: bool) -> None:
         self._settle(tag, multiple)
 
     def _on_nack(self, tag: int, multiple: bool) -> None:
-        self.nacked |= self._settle(tag, multiple)
+        self.nacked += self._settle(tag, multiple)
 
-    def publish(self, message: Any, exchange: str, routing_key: str) -> int:
-        """Write one ``basic.publish`` (no wait); return its delivery tag."""
-        self.channel.send_method(_PUBLISH, _PUBLISH_ARGSIG,
-                                 (0, exchange, routing_key, False, False), message)
+    def publish(self, item: Outgoing) -> None:
+        """Write one ``basic.publish`` (no wait); it stays pending until confirmed."""
+        properties, body, exchange, routing_key = item
+        conn = self.channel.connection
+        conn.transport.write(publish_frames(self.channel.channel_id, exchange, routing_key,
+                                            properties, body, conn.frame_max))
         self.sent += 1
-        self.pending.add(self.sent)
-        return self.sent
+        self.pending[self.sent] = item
 
-    def wait(self, timeout: float) -> None:
-        """Read frames until nothing is pending; ``socket.timeout`` after ``timeout``."""
+    def poll(self) -> None:
+        """Read the confirms that have already arrived, without waiting for more.
+
+        Skipped while few are pending and the last look was recent: RabbitMQ
+        confirms a run of messages with one ``multiple`` ack, so reading less
+        often reads fewer frames.
+        """
+        now = time.monotonic()
+        if len(self.pending) < _POLL_PENDING and now - self.polled < _POLL_INTERVAL:
+            return
+        self.polled = now
+        conn = self.channel.connection
+        sock = conn.sock
+        # Everything that arrived, not only acks: a Connection.Close read here makes
+        # this publish go to a new connection instead of one the broker ignores.
+        while select.select((sock,), (), (), 0)[0]:
+            conn.drain_events(timeout=5.0)  # a frame has started arriving
+
+    def wait(self, timeout: float, below: int = 1) -> None:
+        """Read frames until fewer than ``below`` are pending (``TimeoutError`` at ``timeout``)."""
         conn = self.channel.connection
         deadline = time.monotonic() + timeout
-        while self.pending:
+        while len(self.pending) >= below:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError("no publisher confirm within the confirm timeout")
@@ -126,11 +176,14 @@ def open_channel(conn: Any) -> Any:
     return channel
 
 
-def amqp_message(envelope: Envelope) -> Any:
-    """A py-amqp message carrying ``envelope`` with Celery's properties."""
-    props = to_amqp_properties(envelope)
-    props["application_headers"] = props.pop("headers")
-    return amqp.Message(envelope.body, **props)
+def outgoing(envelope: Envelope) -> Outgoing:
+    """``envelope`` encoded once for (re)publishing, with Celery's properties.
+
+    The frames are written by :func:`~celeriac.protocol.amqp_frames.publish_frames`,
+    byte for byte what py-amqp would write, without its generic serialiser.
+    """
+    return (encode_properties(to_amqp_properties(envelope)), envelope.body,
+            envelope.exchange, envelope.routing_key)
 
 
 def properties_of(message: Any) -> dict[str, Any]:
@@ -142,18 +195,38 @@ def properties_of(message: Any) -> dict[str, Any]:
     return out
 
 
+_LIVE: weakref.WeakSet[SyncAMQP] = weakref.WeakSet()
+
+
+def _flush_at_exit() -> None:
+    for sync in list(_LIVE):
+        sync.flush_all(_EXIT_WAIT)
+
+
+atexit.register(_flush_at_exit)
+
+
 class SyncAMQP:
     """Blocking AMQP operations on a per-thread connection (see the module docstring)."""
 
     def __init__(self, params: AMQPParams, *, connect_timeout: float = 5.0,
-                 confirm_timeout: float = 30.0, retry: bool = True) -> None:
+                 confirm_timeout: float = 30.0, retry: bool = True,
+                 confirm_window: int = 1) -> None:
         self.params = params
         self.connect_timeout = connect_timeout
         self.confirm_timeout = confirm_timeout
         self.retry = retry
+        #: Unconfirmed messages a publish lets through before it waits (1: wait each time).
+        self.confirm_window = max(1, int(confirm_window))
         self._local = threading.local()
         self._lock = threading.Lock()
         self._open: set[Any] = set()
+        #: Every confirm-mode channel with what it has not had confirmed, per connection.
+        self._confirm_sets: dict[Any, _Confirms] = {}
+        #: Unconfirmed messages of connections that broke: any thread publishes them again.
+        self._orphans: list[Outgoing] = []
+        self._pid = os.getpid()
+        self._hooked = False
 
     # -- connections -------------------------------------------------------------
     def new_connection(self) -> Any:
@@ -179,13 +252,36 @@ class SyncAMQP:
         """Close ``conn`` quietly (it may be broken already)."""
         with self._lock:
             self._open.discard(conn)
+            confirms = self._confirm_sets.pop(conn, None)
+            if confirms is not None and confirms.pending:
+                # Not confirmed: the broker may not have them. Published again later.
+                self._orphans += confirms.pending.values()
+                confirms.pending.clear()
         with contextlib.suppress(Exception):
             conn.close()
         with contextlib.suppress(Exception):
             conn.collect()
 
+    def _forked(self) -> bool:
+        """Whether this process is a fork of the one that opened the connections.
+
+        A forked child must never read or write its parent's sockets: it forgets
+        every inherited connection and confirm (they stay the parent's) and
+        starts afresh.
+        """
+        if os.getpid() == self._pid:
+            return False
+        self._pid = os.getpid()
+        self._local = threading.local()
+        with self._lock:
+            self._open = set()
+            self._confirm_sets = {}
+            self._orphans = []
+        return True
+
     def channel(self) -> Any:
         """This thread's open channel (connecting first when needed)."""
+        self._forked()
         ch = getattr(self._local, "channel", None)
         if ch is not None and ch.is_open:
             return ch
@@ -204,8 +300,24 @@ class SyncAMQP:
         ch = self.channel()
         confirms: _Confirms | None = getattr(self._local, "confirms", None)
         if confirms is None or confirms.channel is not ch:
-            confirms = _Confirms(ch)
-            self._local.confirms = confirms
+            fresh = _Confirms(ch)
+            with self._lock:
+                if confirms is not None and confirms.channel.connection is ch.connection:
+                    # A channel error closed the old channel: its unconfirmed go again.
+                    self._orphans += confirms.pending.values()
+                    confirms.pending.clear()
+                self._confirm_sets[ch.connection] = fresh
+            confirms = self._local.confirms = fresh
+        if self._orphans:
+            with self._lock:
+                orphans, self._orphans = self._orphans, []
+            for i, item in enumerate(orphans):
+                try:
+                    confirms.publish(item)
+                except BaseException:
+                    with self._lock:
+                        self._orphans[:0] = orphans[i:]
+                    raise
         return confirms
 
     def reset(self) -> None:
@@ -217,9 +329,11 @@ class SyncAMQP:
             self.forget_connection(conn)
 
     def close_all(self) -> None:
-        """Close every connection opened by any thread; idempotent."""
+        """Wait for outstanding confirms, then close every connection of any thread; idempotent."""
+        self.flush_all(self.confirm_timeout)
         with self._lock:
             conns, self._open = list(self._open), set()
+            self._confirm_sets.clear()
         for conn in conns:
             with contextlib.suppress(Exception):
                 conn.close()
@@ -240,9 +354,8 @@ class SyncAMQP:
                 if "refused login" in str(exc):
                     raise
                 last = exc
-            except amqp.exceptions.MessageNacked as exc:
-                raise OperationalError(f"RabbitMQ at {self.params.masked} refused "
-                                       f"(nacked) a published message") from exc
+            except OperationalError:
+                raise  # a refused (nacked) message; it is a ConnectionError, not a lost link
             except CHANNEL_ERRORS as exc:
                 self._local.channel = None
                 raise OperationalError(f"RabbitMQ at {self.params.masked}: {exc}") from None
@@ -282,36 +395,114 @@ class SyncAMQP:
             self._local.channel = None
 
     def publish(self, envelope: Envelope) -> None:
-        """Publish and wait for the broker's confirm."""
-        self.publish_many([envelope])
+        """Publish one message: pipelined or waiting for its confirm (``confirm_window``)."""
+        if self.confirm_window <= 1:
+            self.publish_many([envelope])
+            return
+        item = outgoing(envelope)
+        written = False
+
+        def op(_channel: Any) -> None:
+            nonlocal written
+            confirms = self._confirms()  # publishes orphans of a broken connection first
+            if not written:
+                confirms.poll()
+                self._raise_nacked(confirms)
+                confirms.publish(item)
+                written = True  # from now on a broken connection makes it an orphan
+            if len(confirms.pending) >= self.confirm_window:
+                confirms.wait(self.confirm_timeout, below=self.confirm_window)
+
+        self._hook_tasks()
+        self.run(op)
 
     def publish_many(self, envelopes: Sequence[Envelope]) -> None:
-        """Publish all, then wait once for every confirm (one round trip per batch).
+        """Publish all, then wait once until nothing is unconfirmed (one round trip).
 
         After a connection error only the messages the broker had not
         confirmed are published again. A nack raises ``OperationalError``
-        once every other message of the batch is settled.
+        once every other message is settled.
         """
-        left = [(amqp_message(env), env) for env in envelopes]
+        items = [outgoing(env) for env in envelopes]
+        written = 0
 
         def op(_channel: Any) -> None:
-            nonlocal left
+            nonlocal written
             confirms = self._confirms()
-            tags: list[int] = []
-            try:
-                for message, env in left:
-                    tags.append(confirms.publish(message, env.exchange, env.routing_key))
-                confirms.wait(self.confirm_timeout)
-            except BaseException:
-                left = [item for i, item in enumerate(left)
-                        if i >= len(tags) or tags[i] in confirms.pending]
-                raise
-            refused = confirms.nacked.intersection(tags)
-            confirms.nacked.clear()
-            if refused:
-                raise amqp.exceptions.MessageNacked(f"{len(refused)} of {len(tags)}")
+            while written < len(items):
+                confirms.publish(items[written])
+                written += 1
+            confirms.wait(self.confirm_timeout)
+            self._raise_nacked(confirms)
 
         self.run(op)
+
+    def flush(self) -> None:
+        """Wait until this thread's published messages are all confirmed (or raise)."""
+        if self._forked():
+            return
+        confirms: _Confirms | None = getattr(self._local, "confirms", None)
+        if not self._orphans and (confirms is None or not confirms.pending):
+            return
+
+        def op(_channel: Any) -> None:
+            done = self._confirms()
+            done.wait(self.confirm_timeout)
+            self._raise_nacked(done)
+
+        self.run(op)
+
+    def flush_all(self, timeout: float) -> None:
+        """Best effort at close and exit: wait for every thread's outstanding confirms."""
+        if self._forked():
+            return  # a forked child: the connections were the parent's
+        with self._lock:
+            sets = [c for c in self._confirm_sets.values() if c.pending]
+            orphans = len(self._orphans)
+        left = orphans
+        for confirms in sets:
+            try:
+                confirms.wait(timeout)
+            except Exception as exc:  # reported below as "not confirmed", never raised
+                logger.debug("waiting for confirms at close failed: %s", exc)
+            left += len(confirms.pending)
+            if confirms.nacked:
+                self._report_nacked(confirms.nacked)
+                confirms.nacked = []
+        if orphans:
+            with contextlib.suppress(Exception):
+                self.flush()
+                left -= orphans
+        if left:
+            logger.warning("RabbitMQ at %s: %d published message(s) were not confirmed by "
+                           "the broker before closing; they may be missing",
+                           self.params.masked, left)
+
+    def _hook_tasks(self) -> None:
+        """Flush at the end of each task that published (before the worker acks it)."""
+        if self._hooked:
+            return
+        self._hooked = True
+        _LIVE.add(self)
+        signals.task_postrun.connect(self._after_task)
+
+    def _after_task(self, **_: Any) -> None:
+        try:
+            self.flush()
+        except OperationalError as exc:
+            logger.error("%s", exc)
+
+    def _report_nacked(self, items: Sequence[Outgoing]) -> str:
+        keys = sorted({f"{exchange or '(default)'}/{key}" for _p, _b, exchange, key in items})
+        text = (f"RabbitMQ at {self.params.masked} refused (nacked) {len(items)} published "
+                f"message(s), not queued; exchange/routing key: {', '.join(keys)}")
+        logger.error("%s", text)
+        return text
+
+    def _raise_nacked(self, confirms: _Confirms) -> None:
+        if confirms.nacked:
+            items, confirms.nacked = confirms.nacked, []
+            raise OperationalError(self._report_nacked(items))
 
     def queue_length(self, queue: str) -> int:
         """Ready messages in ``queue`` (0 when it does not exist)."""

@@ -4,7 +4,10 @@ Declarations, properties and headers are Celery's (see
 :mod:`celeriac.protocol.amqp_topology`), so Celery clients and workers share
 queues with celeriac. The async face runs on aiormq (the AMQP core under
 aio-pika); the sync face (``delay()``) is :class:`~._amqp_sync.SyncAMQP` on
-py-amqp. Both publish with confirms: a publish that returned was accepted.
+py-amqp. Both publish with confirms and return once the broker has confirmed;
+with the transport option ``confirm_window=N`` (N > 1) a sync publish is
+pipelined instead (it returns once written; the confirm is awaited later, see
+:mod:`._amqp_sync`).
 
 Consuming is a push-to-pull adapter: ``basic.consume`` callbacks fill a buffer
 that :meth:`AMQPTransport.fetch` drains. The channel's prefetch (global QoS,
@@ -37,13 +40,15 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from functools import partial
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import aiormq
+from aiormq.abc import ChannelFrame
 from pamqp import commands as spec
 
-from celeriac.errors import BrokerUnreachable, OperationalError
+from celeriac.errors import BrokerUnreachable, ConfigurationError, OperationalError
 from celeriac.protocol.amqp import AMQP_PROPERTY_NAMES, from_amqp, to_amqp_properties
+from celeriac.protocol.amqp_frames import encode_properties, publish_frames
 from celeriac.protocol.amqp_topology import (
     DEAD_LETTER_EXCHANGE,
     DEAD_LETTER_REASON_HEADER,
@@ -63,7 +68,7 @@ from celeriac.transports._amqp_common import (
     parse_amqp_url,
     plan_declarations,
 )
-from celeriac.transports._amqp_sync import SyncAMQP
+from celeriac.transports._amqp_sync import DEFAULT_CONFIRM_WINDOW, SyncAMQP
 from celeriac.transports.base import Delivery, OnBroadcast, QueueSpec, Transport, TransportOptions
 
 __all__ = ["AMQPTransport"]
@@ -82,10 +87,6 @@ _SUBSCRIBE_ERRORS: tuple[type[BaseException], ...] = (OperationalError, *AIO_ERR
 _RETRY_DELAYS = (0.0, 0.2, 0.2)
 
 
-def _properties(envelope: Envelope) -> spec.Basic.Properties:
-    return spec.Basic.Properties(**to_amqp_properties(envelope))
-
-
 async def _declare_exchange(ex: DeclareExchange, channel: aiormq.abc.AbstractChannel) -> None:
     await channel.exchange_declare(ex.name, exchange_type=ex.type, durable=ex.durable,
                                    auto_delete=ex.auto_delete)
@@ -94,6 +95,19 @@ async def _declare_exchange(ex: DeclareExchange, channel: aiormq.abc.AbstractCha
 async def _declare_queue(q: DeclareQueue, channel: aiormq.abc.AbstractChannel) -> None:
     await channel.queue_declare(q.name, durable=q.durable, exclusive=q.exclusive,
                                 auto_delete=q.auto_delete, arguments=q.arguments or None)
+
+
+def _confirm_window(value: Any) -> int:
+    """The ``confirm_window`` transport option: a whole number >= 1."""
+    try:
+        window = 0 if isinstance(value, bool) else int(value)
+    except (TypeError, ValueError):
+        window = 0
+    if window < 1:
+        raise ConfigurationError(
+            f"broker_transport_options confirm_window={value!r} is not a whole number >= 1 "
+            "(1: each delay() waits for its confirm; N > 1: up to N unconfirmed)")
+    return window
 
 
 def _envelope(message: aiormq.abc.DeliveredMessage) -> Envelope:
@@ -151,11 +165,18 @@ class AMQPTransport(Transport):
         super().__init__(url, options)
         heartbeat = int(self.options.extra.get("heartbeat", 60))
         self.params = parse_amqp_url(url, heartbeat)
+        extra = self.options.extra
+        # Each sync publish waits for its confirm unless ``confirm_window`` > 1
+        # opts into pipelining; Celery's ``confirm_publish: True`` forces the wait
+        # (docs/decisions-amqp.md).
+        window = 1 if extra.get("confirm_publish") else _confirm_window(
+            extra.get("confirm_window", DEFAULT_CONFIRM_WINDOW))
         self.sync = SyncAMQP(
             self.params,
             connect_timeout=self.options.connect_timeout,
-            confirm_timeout=float(self.options.extra.get("confirm_timeout", 30.0)),
+            confirm_timeout=float(extra.get("confirm_timeout", 30.0)),
             retry=self.options.connect_retry,
+            confirm_window=window,
         )
         self._link: _Link | None = None
         self._generation = 0
@@ -255,6 +276,8 @@ class AMQPTransport(Transport):
                 return
             except aiormq.exceptions.ChannelClosed as exc:
                 raise OperationalError(f"RabbitMQ at {self.params.masked}: {exc}") from None
+            except OperationalError:
+                raise  # refused by the broker (a ConnectionError subclass, not a lost link)
             except AIO_ERRORS as exc:
                 last = self._broken(link, exc)
         assert last is not None
@@ -318,16 +341,47 @@ class AMQPTransport(Transport):
 
     # -- publishing ------------------------------------------------------------------
     async def _publish_on(self, link: _Link, envelope: Envelope) -> None:
-        channel = await self._channel(link, "publisher", confirms=True)
-        await self._confirmed(channel, envelope)
+        await self._publish_all(link, [envelope])
 
-    async def _confirmed(self, channel: Any, envelope: Envelope) -> None:
-        confirmation = await channel.basic_publish(
-            envelope.body, exchange=envelope.exchange, routing_key=envelope.routing_key,
-            properties=_properties(envelope))
-        if not isinstance(confirmation, spec.Basic.Ack):
+    async def _publish_all(self, link: _Link, envelopes: Sequence[Envelope]) -> None:
+        """Publish on the confirm channel in one write, then wait for every confirm.
+
+        The frames are encoded by :mod:`celeriac.protocol.amqp_frames` and
+        handed to aiormq's writer as one chunk, with a confirmation future per
+        delivery tag registered where aiormq resolves them (its channel's
+        ``confirmations``, under its publish lock): one socket write per batch
+        instead of one per message, and no per-message task. aiormq rejects
+        those futures if the channel or connection closes.
+        """
+        channel = cast(aiormq.Channel, await self._channel(link, "publisher", confirms=True))
+        frame_max = int(getattr(link.connection.connection_tune, "frame_max", 0) or 131072)
+        futures: list[asyncio.Future[Any]] = []
+        parts: list[bytes] = []
+        async with channel.lock:
+            for env in envelopes:
+                parts.append(publish_frames(
+                    channel.number, env.exchange, env.routing_key,
+                    encode_properties(to_amqp_properties(env)), env.body, frame_max))
+            for _ in envelopes:
+                channel.delivery_tag += 1
+                future = channel.create_future()
+                channel.confirmations[channel.delivery_tag] = future
+                futures.append(future)
+            await channel.write_queue.put(ChannelFrame(payload=b"".join(parts),
+                                                       should_close=False))
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        refused = 0
+        for outcome in outcomes:
+            if isinstance(outcome, spec.Basic.Ack):
+                continue
+            if isinstance(outcome, aiormq.exceptions.DeliveryError | spec.Basic.Nack):
+                refused += 1
+            elif isinstance(outcome, BaseException):
+                raise outcome
+        if refused:
+            keys = sorted({env.routing_key for env in envelopes})
             raise OperationalError(f"RabbitMQ at {self.params.masked} refused (nacked) "
-                                   f"a message for {envelope.routing_key!r}")
+                                   f"{refused} of {len(envelopes)} message(s) for {keys}")
 
     async def publish(self, envelope: Envelope, *, eta: float | None = None) -> None:
         """Publish with a confirm (``eta`` is carried in the headers; the worker holds it)."""
@@ -336,16 +390,25 @@ class AMQPTransport(Transport):
     async def publish_many(self, items: Sequence[tuple[Envelope, float | None]]) -> None:
         """Publish all, pipelined: every confirm is awaited, all in one wait."""
         async def run(link: _Link) -> None:
-            # The channel first, so the publishes start (and are written) in list
-            # order: a batch keeps its FIFO order in the queue.
-            channel = await self._channel(link, "publisher", confirms=True)
-            await asyncio.gather(*(self._confirmed(channel, env) for env, _ in items))
+            # One write, in list order: a batch keeps its FIFO order in the queue.
+            await self._publish_all(link, [env for env, _ in items])
 
         await self._with_retry(run)
 
     def publish_sync(self, envelope: Envelope, *, eta: float | None = None) -> None:
-        """Blocking publish with a confirm over py-amqp (no event loop involved)."""
+        """Blocking publish over py-amqp (no event loop involved).
+
+        Returns once the broker has confirmed the message. With the transport
+        option ``confirm_window=N`` (N > 1) it returns once the frame is
+        written; the confirm is then awaited by a later publish,
+        :meth:`flush_sync`, the end of the task that published,
+        :meth:`close_sync` or interpreter exit.
+        """
         self.sync.publish(envelope)
+
+    def flush_sync(self) -> None:
+        """Wait until every message this thread published is confirmed by the broker."""
+        self.sync.flush()
 
     def publish_many_sync(self, items: Sequence[tuple[Envelope, float | None]]) -> None:
         """Blocking :meth:`publish_many`: every frame written, then one wait for the confirms."""

@@ -55,13 +55,18 @@ def _pika(vhost: str) -> pika.BlockingConnection:
 # -- confirms and the sync face ---------------------------------------------------------
 
 
-async def test_returned_sync_publish_is_already_queued(
+async def test_returned_sync_publish_is_already_queued_once_flushed(
     transport: AMQPTransport, rabbitmq_vhost: str
 ) -> None:
     queue = _name()
     await asyncio.to_thread(transport.declare_sync, [QueueSpec(queue, routing_key=queue)])
     env = build_task_envelope(TaskMessage("tasks.add", str(uuid.uuid4()), (2, 3)), queue=queue)
-    await asyncio.to_thread(transport.publish_sync, env)
+
+    def publish() -> None:
+        transport.publish_sync(env)
+        transport.flush_sync()  # pipelined confirms: see test_amqp_confirms.py
+
+    await asyncio.to_thread(publish)
     # Counted at once over a second, unrelated connection: the broker had it.
     conn = _pika(rabbitmq_vhost)
     try:
@@ -76,7 +81,11 @@ async def test_sync_publish_from_threads_uses_one_connection_each(
     queue = _name()
     await transport.declare([QueueSpec(queue)])
     env = build_task_envelope(TaskMessage("tasks.add", str(uuid.uuid4()), (1, 1)), queue=queue)
-    await asyncio.gather(*(asyncio.to_thread(transport.publish_sync, env) for _ in range(8)))
+    def publish() -> None:
+        transport.publish_sync(env)
+        transport.flush_sync()
+
+    await asyncio.gather(*(asyncio.to_thread(publish) for _ in range(8)))
     assert await transport.queue_length(queue) == 8
     assert len(transport.sync._open) >= 2
 
