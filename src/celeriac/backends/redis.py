@@ -38,7 +38,7 @@ from typing import TypeVar
 import redis
 import redis.asyncio
 import redis.exceptions
-from redis.commands.core import AsyncScript, Script
+from redis.commands.core import Script
 
 from celeriac.backends._redis_waiters import (
     AsyncResultListener,
@@ -63,6 +63,7 @@ from celeriac.transports._redis_conn import (
     CONNECTION_ERRORS,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_SOCKET_TIMEOUT,
+    AsyncScriptCaller,
     make_async_client,
     make_sync_client,
     parse_redis_url,
@@ -183,7 +184,7 @@ class RedisBackend(ResultBackend):
         self._sync_listener: SyncResultListener | None = None
         self._aio_listener: AsyncResultListener | None = None
         self._sync_scripts: dict[str, Script] = {}
-        self._aio_scripts: dict[str, AsyncScript] = {}
+        self._aio_scripts: AsyncScriptCaller | None = None
         self._max_early = int(extra.get("max_early_subscriptions", 10_000))
 
     # -- plumbing --------------------------------------------------------------
@@ -212,10 +213,9 @@ class RedisBackend(ResultBackend):
         return names, args
 
     async def _script(self, source: str, keys_: list[str], args: list[object]) -> object:
-        script = self._aio_scripts.get(source)
-        if script is None:
-            script = self._aio_scripts[source] = self._async_client().register_script(source)
-        return await script(keys=keys_, args=args)  # type: ignore[arg-type]
+        if self._aio_scripts is None:
+            self._aio_scripts = AsyncScriptCaller(self._async_client())
+        return await self._aio_scripts(source, keys_, args)
 
     def _script_sync(self, source: str, keys_: list[str], args: list[object]) -> object:
         script = self._sync_scripts.get(source)
@@ -293,9 +293,11 @@ class RedisBackend(ResultBackend):
             await self._aio_listener.close()
             self._aio_listener = None
         if self._aio is not None:
+            if self._aio_scripts is not None:
+                await self._aio_scripts.close()
+                self._aio_scripts = None
             await self._aio.aclose()
             self._aio = None
-            self._aio_scripts.clear()
 
     def close_sync(self) -> None:
         """Close the sync connections; idempotent."""

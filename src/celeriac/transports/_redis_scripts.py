@@ -140,12 +140,16 @@ return last - 1
 
 #: KEYS: in-flight hash, leases zset, delayed zset, redelivered hash, then the
 #: lists in poll order. ARGV: limit, consumer id, first tag, lease seconds, wake
-#: prefix, max due moves. Returns ``[next_due_score_or_'', tag, list_index,
+#: prefix, max due moves, then the tags of finished messages to forget first
+#: (acks riding along). Returns ``[next_due_score_or_'', tag, list_index,
 #: redelivered 0/1, element, ...]``. The redelivered hash (sha1 of elements
 #: that went back to a queue after a delivery) is only consulted when it exists.
 FETCH = (
     _COMMON
     + r"""
+for i = 7, #ARGV, 1000 do
+  redis.call('HDEL', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
 local limit = tonumber(ARGV[1])
 local seq = tonumber(ARGV[3])
 local now = now_seconds()

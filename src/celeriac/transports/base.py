@@ -184,6 +184,12 @@ class Transport(abc.ABC):
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
         """Acknowledge finished deliveries (batched where the broker allows)."""
 
+    async def ack_soon(self, deliveries: Sequence[Delivery]) -> None:
+        """Acknowledge ``deliveries`` within a few milliseconds: a transport may send
+        them with its next fetch instead of a round trip of their own. Default:
+        :meth:`ack` at once. :meth:`ack` and closing send any still pending."""
+        await self.ack(deliveries)
+
     @abc.abstractmethod
     async def reject(self, delivery: Delivery, *, requeue: bool, reason: str = "") -> None:
         """Give a delivery back (``requeue``) or set it aside in the dead-letter place."""

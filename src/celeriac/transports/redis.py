@@ -44,7 +44,6 @@ from typing import Any, TypeVar
 import redis
 import redis.asyncio
 import redis.exceptions
-from redis.commands.core import AsyncScript
 
 from celeriac.errors import BrokerUnreachable, DecodeError, OperationalError
 from celeriac.protocol import keys
@@ -55,6 +54,7 @@ from celeriac.transports import _redis_scripts as lua
 from celeriac.transports import _virtual
 from celeriac.transports._redis_conn import (
     DEFAULT_SOCKET_TIMEOUT,
+    AsyncScriptCaller,
     SyncScriptCaller,
     make_async_client,
     make_sync_client,
@@ -87,9 +87,15 @@ log = logging.getLogger("celeriac.transports.redis")
 T = TypeVar("T")
 
 _IDLE_POLL_MIN = 0.01
+# After a poll that no wake-up announced found messages, some producer of these
+# queues publishes no wake-ups (Celery): for this long, a fetch that came back
+# short is followed by another at once instead of waiting for a wake-up.
+_SILENT_PRODUCER_MEMORY = 30.0
 _MAX_DUE_MOVES = 200
 _MAX_DEAD_CONSUMERS = 50
 _BINDING_CACHE_SECONDS = 5.0
+# How long an ack_soon() waits for a fetch to carry it before it goes alone.
+_ACK_LINGER = 0.005
 # Exchanges whose type Celery fixes (others are learnt from declare()).
 _KNOWN_EXCHANGES = {
     keys.PIDBOX_EXCHANGE: "fanout",
@@ -132,6 +138,8 @@ class RedisTransport(Transport):
         self._exchange_types: dict[str, str] = dict(_KNOWN_EXCHANGES)
         self._bindings: dict[str, tuple[float, list[Binding]]] = {}
         self._pending_acks: list[str] = []
+        self._linger: asyncio.TimerHandle | None = None
+        self._lingering: set[asyncio.Task[None]] = set()
         self._unknown_fetches: list[list[str]] = []
         # Rejections that could not reach Redis: the messages stay in our in-flight
         # hash, and a live consumer's lease never lapses, so they are finished here
@@ -140,9 +148,13 @@ class RedisTransport(Transport):
         self._pending_dead: list[tuple[RedisTag, str, str]] = []
         self._down_since: float | None = None
         self._wake: WakeListener | None = None
-        self._scripts: dict[str, AsyncScript] = {}
+        self._scripts: AsyncScriptCaller | None = None
         self._sync_scripts: SyncScriptCaller | None = None
         self._poll_cap = max(_IDLE_POLL_MIN, min(self.options.poll_interval, 0.25))
+        # The last fetch took fewer messages than asked: its lists were empty then.
+        self._short = False
+        self._silent_until = 0.0  # loop time until which silent producers are assumed
+        self._next_due: float | None = None  # earliest ETA score the last fetch saw
 
     # -- connections ---------------------------------------------------------
     def _sync_client(self) -> redis.Redis:
@@ -166,6 +178,11 @@ class RedisTransport(Transport):
         """Give back what this consumer holds (requeued at the head), then disconnect."""
         if self._aio is None:
             return
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+        if self._lingering:  # an HDEL in flight must land before the requeue below
+            await asyncio.gather(*self._lingering, return_exceptions=True)
         try:
             await self._flush_acks()
             await self._requeue(["*"], mark=True)
@@ -178,9 +195,11 @@ class RedisTransport(Transport):
         if self._wake is not None:
             await self._wake.close()
             self._wake = None
+        if self._scripts is not None:
+            await self._scripts.close()
+            self._scripts = None
         await self._aio.aclose()
         self._aio = None
-        self._scripts.clear()
 
     def close_sync(self) -> None:
         """Close the sync connection pool."""
@@ -190,10 +209,9 @@ class RedisTransport(Transport):
             self._sync_scripts = None
 
     async def _script(self, source: str, keys_: Sequence[str], args: Sequence[Any]) -> Any:
-        script = self._scripts.get(source)
-        if script is None:
-            script = self._scripts[source] = self._async_client().register_script(source)
-        return await script(keys=list(keys_), args=list(args))
+        if self._scripts is None:
+            self._scripts = AsyncScriptCaller(self._async_client())
+        return await self._scripts(source, list(keys_), list(args))
 
     def _script_sync(self, source: str, keys_: Sequence[str], args: Sequence[Any]) -> Any:
         if self._sync_scripts is None:
@@ -404,6 +422,17 @@ class RedisTransport(Transport):
         await self._wake.watch([self._wake_prefix + name for name in lists])
         idle = _IDLE_POLL_MIN
         failures = 0
+        woken = True
+        if self._short and loop.time() >= self._silent_until:
+            # The lists were empty when the last fetch ran, and the wake-up event
+            # was cleared before it: until a push wakes us, another fetch would
+            # find nothing (and cost a round trip in the middle of running what
+            # the last one brought). The short poll bound covers pushes that
+            # publish no wake-up, and the ETA messages due meanwhile.
+            pause = min(idle, max(0.0, deadline - loop.time()))
+            if self._next_due is not None:
+                pause = max(0.0, min(pause, self._next_due - time.time()))
+            woken = await self._wake.wait(pause) or self._due()
         while True:
             self._wake.clear()
             try:
@@ -421,6 +450,8 @@ class RedisTransport(Transport):
                 await asyncio.sleep(pause)
                 continue
             if deliveries:
+                if not woken:
+                    self._silent_until = loop.time() + _SILENT_PRODUCER_MEMORY
                 return deliveries
             if next_due is not None and next_due <= time.time():
                 continue  # more due ETA messages than one script moves
@@ -432,26 +463,36 @@ class RedisTransport(Transport):
                 pause = max(0.0, min(pause, next_due - time.time()))
             woken = await self._wake.wait(pause)
             idle = _IDLE_POLL_MIN if woken else min(idle * 2, self._poll_cap)
+            woken = woken or self._due()
+
+    def _due(self) -> bool:
+        """Whether the earliest ETA message the last fetch saw is due (ours to move:
+        messages it brings were announced by no wake-up, yet no producer is silent)."""
+        return self._next_due is not None and self._next_due <= time.time()
 
     async def _fetch_once(
         self, order: list[tuple[str, str]], lists: list[str], limit: int
     ) -> tuple[list[Delivery], float | None]:
         first = self._seq
         self._seq += limit
+        acks, self._pending_acks = self._pending_acks, []  # forgotten by the same script
         try:
             raw = await self._script(
                 lua.FETCH,
                 [self._inflight_key, keys.LEASES_ZSET, keys.DELAYED_ZSET, keys.REDELIVERED_HASH,
                  *lists],
                 [limit, self.consumer_id, first, self.options.lease_seconds, self._wake_prefix,
-                 _MAX_DUE_MOVES],
+                 _MAX_DUE_MOVES, *acks],
             )  # fmt: skip
         except BaseException:
             # The script may have run with its reply lost (or we were cancelled):
-            # whatever it took for us is requeued before the next fetch.
+            # whatever it took for us is requeued before the next fetch, and the
+            # acks are sent again (forgetting a tag twice is harmless).
             self._unknown_fetches.append([str(first + i) for i in range(limit)])
+            self._pending_acks[:0] = acks
             raise
-        next_due = float(raw[0]) if raw[0] else None
+        next_due = self._next_due = float(raw[0]) if raw[0] else None
+        self._short = len(raw) // 4 < limit
         deliveries: list[Delivery] = []
         for i in range(1, len(raw), 4):
             seq, index, element = raw[i].decode(), int(raw[i + 1]) - 1, raw[i + 3]
@@ -511,6 +552,20 @@ class RedisTransport(Transport):
         except (redis.exceptions.RedisError, OSError) as exc:
             self._note_down()
             log.warning("Redis ack failed (%s), will retry: %s", self.describe(), exc)
+
+    async def ack_soon(self, deliveries: Sequence[Delivery]) -> None:
+        """Forget finished deliveries with the next fetch, or with one HDEL of their
+        own if no fetch runs within a few milliseconds (an idle worker)."""
+        self._pending_acks.extend(_tag_of(d).seq for d in deliveries)
+        if self._linger is None:
+            self._linger = asyncio.get_running_loop().call_later(_ACK_LINGER, self._lingered)
+
+    def _lingered(self) -> None:
+        self._linger = None
+        if self._pending_acks:
+            task = asyncio.ensure_future(self.ack(()))
+            self._lingering.add(task)
+            task.add_done_callback(self._lingering.discard)
 
     async def _flush_acks(self) -> None:
         if self._pending_acks:

@@ -61,6 +61,7 @@ class Consumer:
         self._slot = asyncio.Event()
         self._pending_acks: list[Delivery] = []
         self._ack_scheduled = False
+        self._ack_now = False
         self._stopping = False
         self._loop = asyncio.get_running_loop()  # made inside the worker's loop
         self.processed = 0
@@ -109,7 +110,7 @@ class Consumer:
         """Wait for every running request to finish and be acked."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        await self.flush_acks()
+        await self.flush_acks(now=True)
 
     async def requeue_held(self) -> None:
         """Give ETA messages held in memory back to the broker (shutdown)."""
@@ -248,7 +249,7 @@ class Consumer:
         acks_late = self._acks_late(request)
         try:
             if not acks_late:
-                self._queue_ack(request.delivery)
+                self._queue_ack(request.delivery, now=True)
             worker.events.task_started(request)
             request.started = time.monotonic()
             job = request.to_job(worker.hostname, worker.time_limit, worker.soft_time_limit)
@@ -304,7 +305,7 @@ class Consumer:
                 await self._revoked(request, expired=not revoked)
                 return
             if not acks_late:
-                self._queue_ack(request.delivery)
+                self._queue_ack(request.delivery, now=True)
             worker.events.task_started(request)
             if worker.track_started or getattr(request.task, "track_started", False):
                 await self.completion.store(request, states.STARTED, {"pid": worker.pid,
@@ -386,8 +387,12 @@ class Consumer:
                 self._queue_ack(request.delivery)
 
     # -- acks ------------------------------------------------------------------------------
-    def _queue_ack(self, delivery: Delivery) -> None:
+    def _queue_ack(self, delivery: Delivery, *, now: bool = False) -> None:
+        """Ack ``delivery`` with the others of this loop turn. An ack on receipt
+        (``now``: acks_late off, the task has not run yet) goes out at once; the
+        others may ride with the transport's next fetch (``ack_soon``)."""
         self._pending_acks.append(delivery)
+        self._ack_now = self._ack_now or now
         if not self._ack_scheduled:
             self._ack_scheduled = True
             self._loop.call_soon(self._spawn_flush)
@@ -395,15 +400,17 @@ class Consumer:
     def _spawn_flush(self) -> None:
         self._spawn(self.flush_acks())
 
-    async def flush_acks(self) -> None:
-        """Send every pending ack in one call."""
+    async def flush_acks(self, *, now: bool = False) -> None:
+        """Send every pending ack in one call: with the transport's next fetch when
+        it can carry them (within milliseconds), or at once when ``now``."""
         self._ack_scheduled = False
         if not self._pending_acks:
             return
         batch, self._pending_acks = self._pending_acks, []
+        now, self._ack_now = now or self._ack_now, False
         for attempt in range(5):
             try:
-                await self.transport.ack(batch)
+                await (self.transport.ack(batch) if now else self.transport.ack_soon(batch))
                 return
             except OperationalError as exc:
                 logger.warning("ack of %d messages failed (%s); retrying", len(batch), exc)

@@ -1,0 +1,133 @@
+"""Fewer round trips per task: acks riding with the next fetch, and no fetch
+after a short one until a push announces work (Redis broker)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+import redis
+
+from celeriac.protocol import keys
+from celeriac.protocol.envelope import Envelope
+from celeriac.protocol.kombu_json import encode_element
+from celeriac.transports.base import TransportOptions
+from celeriac.transports.redis import RedisTransport
+
+pytestmark = pytest.mark.redis
+
+Factory = Callable[..., Awaitable[RedisTransport]]
+
+
+@pytest.fixture
+def raw(redis_url: str) -> redis.Redis:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+async def make(redis_url: str) -> AsyncIterator[Factory]:
+    made: list[RedisTransport] = []
+
+    async def build(poll: float = 0.05) -> RedisTransport:
+        transport = RedisTransport(redis_url, TransportOptions(lease_seconds=5.0,
+                                                               poll_interval=poll))
+        await transport.connect()
+        made.append(transport)
+        return transport
+
+    yield build
+    for transport in made:
+        await transport.close()
+        transport.close_sync()
+
+
+def envelope(queue: str, body: bytes = b"[[], {}, {}]") -> Envelope:
+    task_id = str(uuid.uuid4())
+    return Envelope(body=body, headers={"id": task_id, "task": "tests.t"},
+                    correlation_id=task_id, routing_key=queue)
+
+
+async def until(condition: Callable[[], bool], within: float = 5.0) -> bool:
+    end = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > end:
+            return False
+        await asyncio.sleep(0.005)
+    return True
+
+
+def inflight(raw: redis.Redis, transport: RedisTransport) -> int:
+    return int(raw.hlen(keys.inflight_key(transport.consumer_id)))
+
+
+async def test_ack_soon_lands_without_another_call(make: Factory, raw: redis.Redis) -> None:
+    consumer = await make()
+    await consumer.publish(envelope("q"))
+    got = await consumer.fetch(["q"], 1, 1.0)
+    assert inflight(raw, consumer) == 1
+    await consumer.ack_soon(got)
+    # No fetch follows (an idle worker): the ack goes out on its own.
+    assert await until(lambda: inflight(raw, consumer) == 0)
+
+
+async def test_ack_soon_rides_with_the_next_fetch(make: Factory, raw: redis.Redis) -> None:
+    consumer = await make()
+    await consumer.publish_many([(envelope("q", b"%d" % i), None) for i in range(2)])
+    first = await consumer.fetch(["q"], 1, 1.0)
+    await consumer.ack_soon(first)
+    second = await consumer.fetch(["q"], 1, 1.0)
+    assert len(second) == 1
+    held = raw.hkeys(keys.inflight_key(consumer.consumer_id))
+    assert held == [second[0].tag.seq.encode()]  # type: ignore[attr-defined]
+    await consumer.ack(second)
+    assert inflight(raw, consumer) == 0
+
+
+async def test_acked_soon_messages_are_not_given_back_on_close(
+        make: Factory, raw: redis.Redis) -> None:
+    consumer = await make()
+    await consumer.publish_many([(envelope("q", b"%d" % i), None) for i in range(3)])
+    got = await consumer.fetch(["q"], 3, 1.0)
+    await consumer.ack_soon(got[:2])
+    await consumer.close()
+    assert raw.llen("q") == 1  # only the unacked one went back
+
+
+async def test_after_a_short_fetch_a_push_wakes_the_next_one(make: Factory) -> None:
+    # A long poll interval: only the wake-up can bring the message this fast.
+    consumer, producer = await make(poll=5.0), await make()
+    await producer.publish(envelope("q"))
+    assert len(await consumer.fetch(["q"], 4, 1.0)) == 1  # short: the list is empty now
+    waits = []
+    for _ in range(5):
+        waiting = asyncio.create_task(consumer.fetch(["q"], 4, 5.0))
+        await asyncio.sleep(0.05)
+        started = time.perf_counter()
+        await producer.publish(envelope("q"))
+        got = await waiting
+        waits.append(time.perf_counter() - started)
+        assert len(got) == 1
+        await consumer.ack(got)
+    assert sorted(waits)[2] < 0.02, waits
+
+
+async def test_pushes_without_wake_ups_are_still_fetched_after_a_short_fetch(
+        make: Factory, raw: redis.Redis) -> None:
+    # Celery producers LPUSH and publish no wake-up: the short poll bound finds
+    # their messages, and once one was found that way, a short fetch is again
+    # followed by another at once.
+    consumer, producer = await make(poll=0.05), await make()
+    await producer.publish(envelope("q"))
+    assert len(await consumer.fetch(["q"], 4, 1.0)) == 1
+    for i in range(5):
+        waiting = asyncio.create_task(consumer.fetch(["q"], 4, 5.0))
+        await asyncio.sleep(0.02)
+        raw.lpush("q", encode_element(envelope("q", b"%d" % i)))
+        got = await asyncio.wait_for(waiting, 3.0)
+        assert len(got) == 1
+        await consumer.ack(got)
