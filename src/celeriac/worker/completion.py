@@ -128,6 +128,18 @@ class Completion:
 
     async def _failed(self, request: Request, out: Outcome) -> None:
         m = request.message
+        # A failed step stops the chain: the steps that will never run are marked
+        # failed too (so waiting on the chain's result raises instead of hanging),
+        # before this step's own state, so whoever sees this failure (a get()
+        # following parents) finds the rest of the chain failed as well.
+        for step in m.chain or ():
+            opts = step.get("options") or {}
+            for result_id in self._result_ids(step):
+                await self.backend.store(ResultMeta(  # type: ignore[union-attr]
+                    result_id, out.status, out.exc_wire, out.traceback, [], now_iso(),
+                    group_id=opts.get("group_id"), parent_id=m.id,
+                    reply_to=opts.get("reply_to") or m.reply_to,
+                ))
         await self.store(request, out.status, out.exc_wire, out.traceback)
         exc = out.exc if out.exc is not None else (
             exception_from_wire(out.exc_wire) if out.exc_wire else None
@@ -135,18 +147,10 @@ class Completion:
         if m.chord is not None and m.group:
             await self._chord_part(request, m.group, m.id, m.group_index or 0, m.chord,
                                    states.FAILURE, out.exc_wire)
-        # A failed step stops the chain: the steps that will never run are marked
-        # failed too (so waiting on the chain's result raises instead of hanging),
-        # and a step that was a chord part is counted as a failed part.
+        # A never-run step that was a chord part is counted as a failed part.
         for step in m.chain or ():
             opts = step.get("options") or {}
             step_id = opts.get("task_id")
-            for result_id in self._result_ids(step):
-                await self.backend.store(ResultMeta(  # type: ignore[union-attr]
-                    result_id, out.status, out.exc_wire, out.traceback, [], now_iso(),
-                    group_id=opts.get("group_id"), parent_id=m.id,
-                    reply_to=opts.get("reply_to") or m.reply_to,
-                ))
             if step_id and opts.get("chord") is not None and opts.get("group_id"):
                 await self._chord_part(request, opts["group_id"], step_id,
                                        opts.get("group_index") or 0, opts["chord"],

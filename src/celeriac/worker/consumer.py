@@ -61,7 +61,6 @@ class Consumer:
         self._slot = asyncio.Event()
         self._pending_acks: list[Delivery] = []
         self._ack_scheduled = False
-        self._ack_now = False
         self._stopping = False
         self._loop = asyncio.get_running_loop()  # made inside the worker's loop
         self.processed = 0
@@ -236,6 +235,8 @@ class Consumer:
         worker = self.worker
         if worker.track_started or getattr(task, "track_started", False):
             return False
+        if not self._acks_late(request):
+            return False  # its ack must reach the broker before it runs
         if worker.state.revoked and worker.state.is_revoked(request.id):
             return False
         if request.message.expires is not None and request.expired():
@@ -248,8 +249,6 @@ class Consumer:
         worker = self.worker
         acks_late = self._acks_late(request)
         try:
-            if not acks_late:
-                self._queue_ack(request.delivery, now=True)
             worker.events.task_started(request)
             request.started = time.monotonic()
             job = request.to_job(worker.hostname, worker.time_limit, worker.soft_time_limit)
@@ -304,8 +303,8 @@ class Consumer:
             if revoked or (request.message.expires is not None and request.expired()):
                 await self._revoked(request, expired=not revoked)
                 return
-            if not acks_late:
-                self._queue_ack(request.delivery, now=True)
+            if not acks_late and not await self._ack_on_receipt(request):
+                return
             worker.events.task_started(request)
             if worker.track_started or getattr(request.task, "track_started", False):
                 await self.completion.store(request, states.STARTED, {"pid": worker.pid,
@@ -387,12 +386,10 @@ class Consumer:
                 self._queue_ack(request.delivery)
 
     # -- acks ------------------------------------------------------------------------------
-    def _queue_ack(self, delivery: Delivery, *, now: bool = False) -> None:
-        """Ack ``delivery`` with the others of this loop turn. An ack on receipt
-        (``now``: acks_late off, the task has not run yet) goes out at once; the
-        others may ride with the transport's next fetch (``ack_soon``)."""
+    def _queue_ack(self, delivery: Delivery) -> None:
+        """Ack ``delivery`` (its task is done) with the others of this loop turn;
+        they may ride with the transport's next fetch (``ack_soon``)."""
         self._pending_acks.append(delivery)
-        self._ack_now = self._ack_now or now
         if not self._ack_scheduled:
             self._ack_scheduled = True
             self._loop.call_soon(self._spawn_flush)
@@ -407,7 +404,6 @@ class Consumer:
         if not self._pending_acks:
             return
         batch, self._pending_acks = self._pending_acks, []
-        now, self._ack_now = now or self._ack_now, False
         for attempt in range(5):
             try:
                 await (self.transport.ack(batch) if now else self.transport.ack_soon(batch))
@@ -416,6 +412,23 @@ class Consumer:
                 logger.warning("ack of %d messages failed (%s); retrying", len(batch), exc)
                 await asyncio.sleep(0.2 * (attempt + 1))
         logger.error("could not ack %d messages; they will be redelivered", len(batch))
+
+    async def _ack_on_receipt(self, request: Request) -> bool:
+        """acks_late off: the ack reaches the broker before the task runs, so a
+        worker that dies mid-task does not run it again (at most once). ``False``
+        when the broker could not be told: the task is not run here (the message
+        comes back to a worker when its lease ends)."""
+        for attempt in range(5):
+            try:
+                await self.transport.ack([request.delivery])
+                return True
+            except OperationalError as exc:
+                logger.warning("ack of %s[%s] failed (%s); retrying",
+                               request.name, request.id, exc)
+                await asyncio.sleep(0.2 * (attempt + 1))
+        logger.error("could not ack %s[%s] before running it (acks_late off); not run "
+                     "here, it will be redelivered", request.name, request.id)
+        return False
 
     async def _safe_reject(self, delivery: Delivery, *, requeue: bool, reason: str) -> None:
         try:
