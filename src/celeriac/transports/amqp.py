@@ -9,8 +9,9 @@ with the transport option ``confirm_window=N`` (N > 1) a sync publish is
 pipelined instead (it returns once written; the confirm is awaited later, see
 :mod:`._amqp_sync`).
 
-Consuming is a push-to-pull adapter: ``basic.consume`` callbacks fill a buffer
-that :meth:`AMQPTransport.fetch` drains. The channel's prefetch (global QoS,
+Consuming is a push-to-pull adapter over a second connection of our own
+(:mod:`._amqp_consumer`, frames parsed by :mod:`celeriac.protocol.amqp_wire`):
+each delivery is appended to a buffer that :meth:`AMQPTransport.fetch` drains. The channel's prefetch (global QoS,
 as Celery sets it on RabbitMQ) follows ``outstanding + limit``, where
 ``outstanding`` counts fetched, not yet acknowledged deliveries: ETA messages
 a worker holds in memory stay unacked, so the prefetch grows with them and
