@@ -11,12 +11,13 @@ pipelined instead (it returns once written; the confirm is awaited later, see
 
 Consuming is a push-to-pull adapter over a second connection of our own
 (:mod:`._amqp_consumer`, frames parsed by :mod:`celeriac.protocol.amqp_wire`):
-each delivery is appended to a buffer that :meth:`AMQPTransport.fetch` drains. The channel's prefetch (global QoS,
-as Celery sets it on RabbitMQ) follows ``outstanding + limit``, where
-``outstanding`` counts fetched, not yet acknowledged deliveries: ETA messages
-a worker holds in memory stay unacked, so the prefetch grows with them and
-never starves the worker, like Celery's per-ETA QoS increment. Quorum queues
-refuse global QoS; they get a fixed per-consumer prefetch instead.
+each delivery is appended to a buffer that :meth:`AMQPTransport.fetch` drains.
+The channel's prefetch (global QoS, as Celery sets it on RabbitMQ) follows
+``outstanding + limit``, where ``outstanding`` counts fetched, not yet
+acknowledged deliveries: ETA messages a worker holds in memory stay unacked,
+so the prefetch grows with them and never starves the worker, like Celery's
+per-ETA QoS increment. Quorum queues refuse global QoS; they get a fixed per-
+consumer prefetch instead.
 
 Everything belonging to one connection (channels, buffer, delivery tags) is a
 ``_Link``. When the connection breaks the link is dropped whole: ``fetch``
