@@ -9,13 +9,15 @@ with the transport option ``confirm_window=N`` (N > 1) a sync publish is
 pipelined instead (it returns once written; the confirm is awaited later, see
 :mod:`._amqp_sync`).
 
-Consuming is a push-to-pull adapter: ``basic.consume`` callbacks fill a buffer
-that :meth:`AMQPTransport.fetch` drains. The channel's prefetch (global QoS,
-as Celery sets it on RabbitMQ) follows ``outstanding + limit``, where
-``outstanding`` counts fetched, not yet acknowledged deliveries: ETA messages
-a worker holds in memory stay unacked, so the prefetch grows with them and
-never starves the worker, like Celery's per-ETA QoS increment. Quorum queues
-refuse global QoS; they get a fixed per-consumer prefetch instead.
+Consuming is a push-to-pull adapter over a second connection of our own
+(:mod:`._amqp_consumer`, frames parsed by :mod:`celeriac.protocol.amqp_wire`):
+each delivery is appended to a buffer that :meth:`AMQPTransport.fetch` drains.
+The channel's prefetch (global QoS, as Celery sets it on RabbitMQ) follows
+``outstanding + limit``, where ``outstanding`` counts fetched, not yet
+acknowledged deliveries: ETA messages a worker holds in memory stay unacked,
+so the prefetch grows with them and never starves the worker, like Celery's
+per-ETA QoS increment. Quorum queues refuse global QoS; they get a fixed per-
+consumer prefetch instead.
 
 Everything belonging to one connection (channels, buffer, delivery tags) is a
 ``_Link``. When the connection breaks the link is dropped whole: ``fetch``
@@ -57,6 +59,7 @@ from celeriac.protocol.amqp_topology import (
     dead_letter_queue,
     exchange_facts,
 )
+from celeriac.protocol.amqp_wire import Delivered
 from celeriac.protocol.envelope import Envelope
 from celeriac.transports._amqp_common import (
     DeclareExchange,
@@ -68,6 +71,7 @@ from celeriac.transports._amqp_common import (
     parse_amqp_url,
     plan_declarations,
 )
+from celeriac.transports._amqp_consumer import ConsumerConnection
 from celeriac.transports._amqp_sync import DEFAULT_CONFIRM_WINDOW, SyncAMQP
 from celeriac.transports.base import Delivery, OnBroadcast, QueueSpec, Transport, TransportOptions
 
@@ -125,10 +129,12 @@ class _Link:
         self.connection = connection
         self.publisher: aiormq.abc.AbstractChannel | None = None
         self.admin: aiormq.abc.AbstractChannel | None = None
-        self.consumer: aiormq.abc.AbstractChannel | None = None
+        self.consumer: ConsumerConnection | None = None
+        self.opening: asyncio.Lock = asyncio.Lock()
         self.broken: str | None = None
         self.qos = 0
-        self.consumers: dict[str, str] = {}
+        self.consumers: dict[str, str] = {}  # queue -> consumer tag
+        self.queue_of: dict[str, str] = {}  # consumer tag -> queue
         self.buffer: dict[str, deque[Delivery]] = {}
         self.unacked: set[int] = set()
         self.handed: set[int] = set()
@@ -225,6 +231,8 @@ class AMQPTransport(Transport):
         if self._link is link:
             self._link = None
         link.arrived.set()
+        if link.consumer is not None:
+            link.consumer.abort()
         if not link.connection.is_closed:
             closing = asyncio.ensure_future(self._close_quietly(link))
             self._background.add(closing)
@@ -232,6 +240,8 @@ class AMQPTransport(Transport):
 
     @staticmethod
     async def _close_quietly(link: _Link) -> None:
+        if link.consumer is not None:
+            await link.consumer.close()
         with contextlib.suppress(Exception):
             await link.connection.close()
 
@@ -252,11 +262,25 @@ class AMQPTransport(Transport):
                     raise
                 raise ConnectionError(f"{exc}") from None
             setattr(link, role, channel)
-            if role == "consumer":
-                # Delivery tags die with the channel: treat it as the link breaking.
-                channel.closing.add_done_callback(
-                    partial(self._on_closed, link, "consumer channel closed"))
         return channel
+
+    async def _consumer(self, link: _Link) -> ConsumerConnection:
+        """The link's consuming connection (our own reader, see ``_amqp_consumer``)."""
+        async with link.opening:
+            if link.consumer is None:
+                if link.broken is not None:
+                    raise lost_error(self.params, link.broken)
+                consumer = ConsumerConnection(self.params, partial(self._on_delivery, link),
+                                              partial(self._on_consumer_lost, link))
+                link.consumer = consumer
+                await consumer.open(self.options.connect_timeout)
+            elif link.consumer.lost is not None:
+                raise link.consumer.lost
+            return link.consumer
+
+    def _on_consumer_lost(self, link: _Link, reason: str) -> None:
+        # Delivery tags die with the consuming channel: the link breaks with it.
+        self._lost(link, f"consumer: {reason}")
 
     async def _with_retry(self, op: Callable[[_Link], Awaitable[None]]) -> None:
         delays = _RETRY_DELAYS if self.options.connect_retry else (0.0,)
@@ -420,8 +444,6 @@ class AMQPTransport(Transport):
         link = await self._ready_link()
         try:
             await self._consume(link, queues, limit)
-        except aiormq.exceptions.ChannelNotFoundEntity as exc:
-            raise self._broken(link, exc) from None
         except AIO_ERRORS as exc:
             raise self._broken(link, exc) from None
         loop = asyncio.get_running_loop()
@@ -440,32 +462,37 @@ class AMQPTransport(Transport):
         return link.take(queues, limit)
 
     async def _consume(self, link: _Link, queues: Sequence[str], limit: int) -> None:
-        channel = await self._channel(link, "consumer")
+        consumer = await self._consumer(link)
         desired = max(1, len(link.handed) + limit)
         quorum = any(q in self._quorum for q in queues)
         if link.qos == 0 or (not quorum and (desired > link.qos or desired <= link.qos // 2)):
-            await channel.basic_qos(prefetch_count=desired, global_=not quorum)
+            await consumer.qos(desired, global_=not quorum)
             link.qos = desired
         for queue in queues:
             if queue not in link.consumers:
-                ok = await channel.basic_consume(
-                    queue, partial(self._on_message, link, queue), no_ack=False)
-                link.consumers[queue] = str(ok.consumer_tag)
+                tag = f"celeriac.{link.generation}.{len(link.queue_of) + 1}"
+                link.consumers[queue] = tag
+                link.queue_of[tag] = queue
+                await consumer.consume(queue, tag)
         for queue in [q for q in link.consumers if q not in queues]:
-            await channel.basic_cancel(link.consumers.pop(queue))
+            await consumer.cancel(link.consumers.pop(queue))
             for delivery in link.buffer.pop(queue, ()):
-                await channel.basic_reject(delivery.tag[1], requeue=True)
+                consumer.reject(delivery.tag[1], requeue=True)
                 link.settle([delivery.tag[1]])
 
-    async def _on_message(self, link: _Link, queue: str,
-                          message: aiormq.abc.DeliveredMessage) -> None:
-        tag = message.delivery_tag
-        if link.broken is not None or tag is None:
+    def _on_delivery(self, link: _Link, message: Delivered) -> None:
+        """One delivery from the consuming connection, straight into the fetch buffer."""
+        queue = link.queue_of.get(message.consumer_tag)
+        if link.broken is not None or queue is None:
             return
-        redelivered = bool(getattr(message.delivery, "redelivered", False))
-        delivery = Delivery(_envelope(message), queue, (link.generation, tag), redelivered)
+        envelope = from_amqp(message.body, message.properties, exchange=message.exchange,
+                             routing_key=message.routing_key)
+        tag = message.delivery_tag
         link.unacked.add(tag)
-        link.buffer.setdefault(queue, deque()).append(delivery)
+        pending = link.buffer.get(queue)
+        if pending is None:
+            pending = link.buffer[queue] = deque()
+        pending.append(Delivery(envelope, queue, (link.generation, tag), message.redelivered))
         link.arrived.set()
 
     def _current(self, deliveries: Sequence[Delivery], what: str) -> tuple[_Link | None, list[int]]:
@@ -484,14 +511,13 @@ class AMQPTransport(Transport):
         """Acknowledge: one ``multiple`` ack for the longest run of the oldest unacked
         tags that are all in the batch, one ack each for the rest.
 
-        Only the last frame waits until it is written (the frames go out in
-        order), not each one.
+        All frames go to the consuming connection's socket in one write.
         """
         link, tags = self._current(deliveries, "ack")
         if link is None or not tags:
             return
         try:
-            channel = await self._channel(link, "consumer")
+            consumer = await self._consumer(link)
             batch = set(tags)
             prefix = 0
             for tag in sorted(link.unacked):
@@ -500,9 +526,7 @@ class AMQPTransport(Transport):
                 prefix += 1
             frames = [(tags[prefix - 1], True)] if prefix > 1 else []
             frames += [(tag, False) for tag in tags[prefix if prefix > 1 else 0:]]
-            for i, (tag, multiple) in enumerate(frames):
-                # Only the last waits: the writer is FIFO, so it was written after the others.
-                await channel.basic_ack(tag, multiple=multiple, wait=i == len(frames) - 1)
+            consumer.ack(frames)
         except AIO_ERRORS as exc:
             self._broken(link, exc)
             logger.debug("ack failed, the broker will redeliver: %s", exc)
@@ -517,11 +541,11 @@ class AMQPTransport(Transport):
         try:
             if not requeue:
                 await self._dead_letter(link, delivery, reason or "rejected")
-            channel = await self._channel(link, "consumer")
+            consumer = await self._consumer(link)
             if requeue:
-                await channel.basic_reject(tags[0], requeue=True)
+                consumer.reject(tags[0], requeue=True)
             else:
-                await channel.basic_ack(tags[0])
+                consumer.ack([(tags[0], False)])
         except AIO_ERRORS as exc:
             self._broken(link, exc)
             logger.debug("reject failed, the broker will redeliver: %s", exc)
