@@ -77,12 +77,14 @@ def e2e(n: int) -> dict[str, Any]:
     delay = tasks.add.delay
     started = time.perf_counter()
     results = [delay(i, i) for i in range(n)]
+    sent = time.perf_counter()
     wrong = 0
     for i, result in enumerate(results):
         if result.get(timeout=120) != i + i:
             wrong += 1
     seconds = time.perf_counter() - started
-    return {"rate": n / seconds, "seconds": seconds, "wrong": wrong}
+    return {"rate": n / seconds, "seconds": seconds, "send_seconds": sent - started,
+            "wrong": wrong}
 
 
 def _percentiles(samples: list[float]) -> dict[str, Any]:

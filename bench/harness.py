@@ -128,10 +128,15 @@ def enqueue_batch(target: Target, n: int) -> float:
         target.cleanup(tag)
 
 
+def with_confirm_window(env: dict[str, str], window: int = 64) -> dict[str, str]:
+    """``env`` for a celeriac client that opts into RabbitMQ's confirm window."""
+    return {**env, "BENCH_BROKER_OPTIONS": json.dumps({"confirm_window": window})}
+
+
 def enqueue_confirm_window(target: Target, n: int, window: int = 64) -> float:
     """Workload 1c (celeriac, RabbitMQ): ``noop.delay(i)`` with the opt-in confirm window."""
     tag = new_tag(target, "window")
-    env = {**target.env(tag, n), "BENCH_BROKER_OPTIONS": json.dumps({"confirm_window": window})}
+    env = with_confirm_window(target.env(tag, n), window)
     try:
         return float(run_client(env, "enqueue", str(n))["rate"])
     finally:

@@ -97,6 +97,8 @@ def main_round(target: h.Target, n: dict[str, int], figures: dict[str, list[Any]
                     f"{worker.log_tail()}")
             h.ping(env)
             figures["e2e"].append(h.e2e(env, n["e2e"]))
+            if target.system == "celeriac" and target.broker == "amqp":
+                figures["e2e_window"].append(h.e2e(h.with_confirm_window(env), n["e2e"]))
             p50, p99 = h.latency(env, n["latency"])
             figures["p50"].append(p50)
             figures["p99"].append(p99)
