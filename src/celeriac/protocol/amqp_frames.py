@@ -32,7 +32,7 @@ from decimal import Decimal
 from struct import Struct
 from typing import Any
 
-__all__ = ["encode_properties", "encode_table", "publish_frames"]
+__all__ = ["BASIC_PROPERTIES", "encode_properties", "encode_table", "publish_frames"]
 
 _FRAME_END = b"\xce"
 _FRAME_HEAD = Struct(">BHI")
@@ -49,8 +49,9 @@ _PUBLISH_HEAD = b"\x00\x3c\x00\x28\x00\x00"
 _HEADER_HEAD = Struct(">HHQ")
 _INT32_MAX = 2147483647
 
-#: (property, flag bit, kind) in the order AMQP's basic class lists them.
-_PROPERTIES: tuple[tuple[str, int, str], ...] = (
+#: (property, flag bit, kind) in the order AMQP's basic class lists them
+#: (the decoding side, :mod:`.amqp_wire`, reads the same table).
+BASIC_PROPERTIES: tuple[tuple[str, int, str], ...] = (
     ("content_type", 0x8000, "s"),
     ("content_encoding", 0x4000, "s"),
     ("headers", 0x2000, "F"),
@@ -174,7 +175,7 @@ def encode_properties(properties: Mapping[str, Any]) -> bytes:
     """Property flags and the present properties of the basic class (``None`` = absent)."""
     flags = 0
     out = bytearray(b"\x00\x00")
-    for name, bit, kind in _PROPERTIES:
+    for name, bit, kind in BASIC_PROPERTIES:
         value = properties.get(name)
         if value is None:
             continue

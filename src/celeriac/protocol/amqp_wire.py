@@ -37,7 +37,7 @@ from decimal import Decimal
 from struct import Struct
 from typing import Any, Final
 
-from celeriac.protocol.amqp_frames import encode_table
+from celeriac.protocol.amqp_frames import BASIC_PROPERTIES, encode_table
 
 __all__ = [
     "BASIC_CANCEL",
@@ -240,24 +240,6 @@ def _array(data: bytes, at: int) -> tuple[list[Any], int]:
 
 # -- content header -----------------------------------------------------------------
 
-#: (property, flag bit, kind) in the order of AMQP's basic class.
-_PROPERTIES: tuple[tuple[str, int, str], ...] = (
-    ("content_type", 0x8000, "s"),
-    ("content_encoding", 0x4000, "s"),
-    ("headers", 0x2000, "F"),
-    ("delivery_mode", 0x1000, "o"),
-    ("priority", 0x0800, "o"),
-    ("correlation_id", 0x0400, "s"),
-    ("reply_to", 0x0200, "s"),
-    ("expiration", 0x0100, "s"),
-    ("message_id", 0x0080, "s"),
-    ("timestamp", 0x0040, "T"),
-    ("type", 0x0020, "s"),
-    ("user_id", 0x0010, "s"),
-    ("app_id", 0x0008, "s"),
-    ("cluster_id", 0x0004, "s"),
-)
-
 
 def decode_properties(data: bytes, at: int) -> dict[str, Any]:
     """The basic properties present in a content header, from its property flags at ``at``."""
@@ -266,7 +248,7 @@ def decode_properties(data: bytes, at: int) -> dict[str, Any]:
         raise FrameError("AMQP content header with continued property flags")
     at += 2
     props: dict[str, Any] = {}
-    for name, bit, kind in _PROPERTIES:
+    for name, bit, kind in BASIC_PROPERTIES:
         if not flags & bit:
             continue
         if kind == "s":
