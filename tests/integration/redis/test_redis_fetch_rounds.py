@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 
 import pytest
 import redis
@@ -14,7 +15,6 @@ import redis
 from celeriac.protocol import keys
 from celeriac.protocol.envelope import Envelope
 from celeriac.protocol.kombu_json import encode_element
-from celeriac.transports.base import TransportOptions
 from celeriac.transports.redis import RedisTransport
 
 pytestmark = pytest.mark.redis
@@ -23,27 +23,9 @@ Factory = Callable[..., Awaitable[RedisTransport]]
 
 
 @pytest.fixture
-def raw(redis_url: str) -> redis.Redis:
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-async def make(redis_url: str) -> AsyncIterator[Factory]:
-    made: list[RedisTransport] = []
-
-    async def build(poll: float = 0.05) -> RedisTransport:
-        transport = RedisTransport(redis_url, TransportOptions(lease_seconds=5.0,
-                                                               poll_interval=poll))
-        await transport.connect()
-        made.append(transport)
-        return transport
-
-    yield build
-    for transport in made:
-        await transport.close()
-        transport.close_sync()
+def make(make_transport: Factory) -> Factory:
+    """Transports whose leases outlast every test here (nobody renews them)."""
+    return partial(make_transport, lease=5.0)
 
 
 def envelope(queue: str, body: bytes = b"[[], {}, {}]") -> Envelope:

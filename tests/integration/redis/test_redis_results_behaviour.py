@@ -26,13 +26,6 @@ Factory = Callable[..., Awaitable[RedisBackend]]
 
 
 @pytest.fixture
-def raw(redis_url: str) -> redis.Redis:
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.close()
-
-
-@pytest.fixture
 async def make(redis_url: str) -> AsyncIterator[Factory]:
     made: list[RedisBackend] = []
 
