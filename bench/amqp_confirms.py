@@ -18,7 +18,7 @@ from typing import Any
 
 import amqp
 
-N = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+N = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 2000
 BODY = json.dumps(
     [[1], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
 ).encode()

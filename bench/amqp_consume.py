@@ -11,33 +11,20 @@ does, without the worker) and prints the consumer's CPU per delivery.
 from __future__ import annotations
 
 import asyncio
-import json
-import resource
 import sys
 import time
+from pathlib import Path
 
 import amqp
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.amqp_confirms import BODY, HEADERS, cpu_seconds
 from celeriac.transports.amqp import AMQPTransport
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 20000
 QUEUE = "bench.consume"
 URL = "amqp://guest:guest@127.0.0.1:5672//"
-BODY = json.dumps(
-    [[1], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
-).encode()
-HEADERS = {
-    "lang": "py", "task": "tasks.noop", "id": "x" * 36, "root_id": "x" * 36,
-    "parent_id": None, "group": None, "retries": 0, "eta": None, "expires": None,
-    "timelimit": [None, None], "argsrepr": "(1,)", "kwargsrepr": "{}",
-    "origin": "gen1@host", "ignore_result": True,
-}
-
-
-def cpu_seconds() -> float:
-    """User + system CPU time of this process."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def preload() -> None:
