@@ -62,12 +62,11 @@ from celeriac.protocol.states import READY_STATES, SUCCESS
 from celeriac.transports._redis_conn import (
     CONNECTION_ERRORS,
     DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_SOCKET_TIMEOUT,
     AsyncScriptCaller,
     make_async_client,
     make_sync_client,
-    parse_redis_url,
     seconds_option,
+    target_from_options,
     translate_error,
     translating,
 )
@@ -166,15 +165,8 @@ class RedisBackend(ResultBackend):
     def __init__(self, url: str, options: BackendOptions | None = None) -> None:
         super().__init__(url, options)
         extra = self.options.extra
-        self._target = parse_redis_url(
-            url,
-            master_name=extra.get("master_name"),
-            socket_timeout=seconds_option(
-                extra.get("socket_timeout", DEFAULT_SOCKET_TIMEOUT), "redis_socket_timeout"),
-            connect_timeout=seconds_option(
-                extra.get("socket_connect_timeout", DEFAULT_CONNECT_TIMEOUT),
-                "redis_socket_connect_timeout"),
-        )  # fmt: skip
+        self._target = target_from_options(url, extra, connect_default=DEFAULT_CONNECT_TIMEOUT,
+                                           setting_prefix="redis_")
         retry = seconds_option(extra.get("retry_seconds", _DEFAULT_RETRY_SECONDS),
                                "retry_seconds")  # fmt: skip
         self._retry_seconds = math.inf if retry is None else retry

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -186,6 +186,21 @@ def parse_redis_url(
         ssl=scheme == "rediss",
         ssl_options=ssl_options,
         **common,
+    )
+
+
+def target_from_options(url: str, extra: Mapping[str, Any], *,
+                        connect_default: float | None, setting_prefix: str = "") -> RedisTarget:
+    """:func:`parse_redis_url` with ``master_name`` and the timeouts taken from a
+    transport's or backend's options (``socket_timeout``, ``socket_connect_timeout``);
+    ``setting_prefix`` names the setting in error messages (``redis_`` for the backend)."""
+    return parse_redis_url(
+        url,
+        master_name=extra.get("master_name"),
+        socket_timeout=seconds_option(extra.get("socket_timeout", DEFAULT_SOCKET_TIMEOUT),
+                                      f"{setting_prefix}socket_timeout"),
+        connect_timeout=seconds_option(extra.get("socket_connect_timeout", connect_default),
+                                       f"{setting_prefix}socket_connect_timeout"),
     )
 
 

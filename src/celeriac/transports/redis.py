@@ -53,13 +53,11 @@ from celeriac.protocol.kombu_json import decode_element, encode_element
 from celeriac.transports import _redis_scripts as lua
 from celeriac.transports import _virtual
 from celeriac.transports._redis_conn import (
-    DEFAULT_SOCKET_TIMEOUT,
     AsyncScriptCaller,
     SyncScriptCaller,
     make_async_client,
     make_sync_client,
-    parse_redis_url,
-    seconds_option,
+    target_from_options,
     translate_error,
 )
 from celeriac.transports._redis_pubsub import WakeListener, subscribe_loop
@@ -115,15 +113,8 @@ class RedisTransport(Transport):
     def __init__(self, url: str, options: TransportOptions | None = None) -> None:
         super().__init__(url, options)
         extra = self.options.extra
-        self._target = parse_redis_url(
-            url,
-            master_name=extra.get("master_name"),
-            socket_timeout=seconds_option(
-                extra.get("socket_timeout", DEFAULT_SOCKET_TIMEOUT), "socket_timeout"),
-            connect_timeout=seconds_option(
-                extra.get("socket_connect_timeout", self.options.connect_timeout or None),
-                "socket_connect_timeout"),
-        )  # fmt: skip
+        self._target = target_from_options(
+            url, extra, connect_default=self.options.connect_timeout or None)
         self._policy = RetryPolicy.from_options(extra)
         # Celery workers never read the delayed zset: where they consume, ETA
         # messages must sit on their queue (eta header) as Celery sends them.

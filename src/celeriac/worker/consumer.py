@@ -40,6 +40,12 @@ __all__ = ["Consumer"]
 logger = logging.getLogger("celeriac.worker")
 
 
+def _log_internal_error(request: Request) -> None:
+    """Log the exception being handled: a fault of the worker, not of the task."""
+    logger.exception("internal error handling %s[%s]; the message is given back",
+                     request.name, request.id)
+
+
 class Consumer:
     """Owns the fetch loop and the set of in-flight requests of one worker.
 
@@ -257,8 +263,7 @@ class Consumer:
                 self._done(request)
                 return
         except Exception:
-            logger.exception("internal error handling %s[%s]; the message is given back",
-                             request.name, request.id)
+            _log_internal_error(request)
             self._spawn(self._after_inline(request, None, acks_late))
             return
         self._spawn(self._after_inline(request, out, acks_late))
@@ -268,13 +273,11 @@ class Consumer:
         try:
             if out is None:
                 await self._give_back(request)
-                return
-            try:
+            else:
                 await self._after_run(request, out, acks_late)
-            except Exception:
-                logger.exception("internal error handling %s[%s]; the message is given back",
-                                 request.name, request.id)
-                await self._give_back(request)
+        except Exception:
+            _log_internal_error(request)
+            await self._give_back(request)
         finally:
             self._done(request)
 
@@ -315,8 +318,7 @@ class Consumer:
             if not self._settled(request, out, acks_late):
                 await self._after_run(request, out, acks_late)
         except Exception:
-            logger.exception("internal error handling %s[%s]; the message is given back",
-                             request.name, request.id)
+            _log_internal_error(request)
             await self._give_back(request)
         finally:
             self._done(request)

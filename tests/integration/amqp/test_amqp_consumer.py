@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pika
@@ -16,7 +15,7 @@ from celeriac import errors
 from celeriac.protocol.envelope import Envelope
 from celeriac.protocol.message import TaskMessage, build_task_envelope, parse_task_envelope
 from celeriac.transports.amqp import AMQPTransport
-from celeriac.transports.base import QueueSpec, TransportOptions
+from celeriac.transports.base import QueueSpec
 
 DEADLINE = 5.0
 
@@ -26,12 +25,8 @@ def _name() -> str:
 
 
 @pytest.fixture
-async def transport(amqp_url: str) -> AsyncIterator[AMQPTransport]:
-    made = AMQPTransport(amqp_url, TransportOptions(connect_timeout=3.0))
-    await made.connect()
-    yield made
-    await made.close()
-    made.close_sync()
+def transport(connected_transport: AMQPTransport) -> AMQPTransport:
+    return connected_transport
 
 
 def _task(queue: str, task_id: str, *args: Any) -> Envelope:

@@ -9,7 +9,6 @@ import logging
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +30,8 @@ def _name(prefix: str = "amqp") -> str:
 
 
 @pytest.fixture
-async def transport(amqp_url: str) -> AsyncIterator[AMQPTransport]:
-    made = AMQPTransport(amqp_url, TransportOptions(connect_timeout=3.0))
-    await made.connect()
-    yield made
-    await made.close()
-    made.close_sync()
+def transport(connected_transport: AMQPTransport) -> AMQPTransport:
+    return connected_transport
 
 
 async def _fetch(transport: Transport, queues: list[str], n: int) -> list[Any]:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import redis
-from tests.helpers.procs import CliProcess, run_python
+from tests.helpers.procs import CliProcess, run_python, wait_until
 
 from celeriac.protocol import keys
 from celeriac.protocol import states as states_mod
@@ -221,3 +221,19 @@ def waiter(client: redis.Redis, ids: list[str]) -> Callable[[], bool]:
         return not pending
 
     return done
+
+
+def all_results(project: Project, worker: CliProcess, ids: list[str], since: int,
+                event: str) -> dict[str, tuple[str, object]]:
+    """Wait (bounded) until every id has a ready result and return their states; on a
+    timeout, fail with the counts and the worker's log since line ``since`` (``event``)."""
+    with project.client() as client:
+        try:
+            wait_until(waiter(client, ids), timeout=90, what=f"results of all {len(ids)} tasks")
+        except AssertionError as exc:
+            log = "\n".join(line for line in worker.lines[since:] if "rel.note" not in line)
+            raise AssertionError(
+                f"{exc}; {len(result_states(client, ids))} results, "
+                f"{len(project.notes())} runs; worker log since the {event}:\n{log[-8000:]}"
+            ) from None
+        return result_states(client, ids)

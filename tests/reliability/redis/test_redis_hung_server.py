@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _rel_support import OUTAGE_DEADLINE, Project, outage_line, publish_notes, result_states, waiter
+from _rel_support import OUTAGE_DEADLINE, Project, all_results, outage_line, publish_notes
 from tests.helpers.procs import wait_until
 from tests.helpers.redis_servers import RedisServer
 
@@ -62,16 +62,7 @@ def _run(project: Project, server: RedisServer) -> None:
     assert all("Timeout" in line for line in reported), reported
     frozen_at = len(project.notes())
     assert frozen_at < TASKS, "every task ran before the freeze: nothing was tested"
-    with project.client() as client:
-        try:
-            wait_until(waiter(client, ids), timeout=90, what=f"results of all {TASKS} tasks")
-        except AssertionError as exc:
-            log = "\n".join(line for line in worker.lines[seen:] if "rel.note" not in line)
-            raise AssertionError(
-                f"{exc}; {len(result_states(client, ids))} results, "
-                f"{len(project.notes())} runs; worker log since the freeze:\n{log[-8000:]}"
-            ) from None
-        states = result_states(client, ids)
+    states = all_results(project, worker, ids, seen, "freeze")
     worker.wait_for(r"(?i)reconnected to Redis", timeout=OUTAGE_DEADLINE)
 
     assert {state for state, _ in states.values()} == {"SUCCESS"}

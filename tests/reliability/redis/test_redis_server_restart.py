@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _rel_support import OUTAGE_DEADLINE, Project, outage_line, publish_notes, result_states, waiter
+from _rel_support import OUTAGE_DEADLINE, Project, all_results, outage_line, publish_notes
 from tests.helpers.procs import wait_until
 from tests.helpers.redis_servers import RedisServer
 
@@ -65,16 +65,7 @@ def _run(project: Project, server: RedisServer) -> None:
     downtime = time.monotonic() - started
     done_at_restart = len(project.notes())
     assert done_at_restart < TASKS, "every task ran before the restart: nothing was tested"
-    with project.client() as client:
-        try:
-            wait_until(waiter(client, ids), timeout=90, what=f"results of all {TASKS} tasks")
-        except AssertionError as exc:
-            log = "\n".join(line for line in worker.lines[seen:] if "rel.note" not in line)
-            raise AssertionError(
-                f"{exc}; {len(result_states(client, ids))} results, "
-                f"{len(project.notes())} runs; worker log since the shutdown:\n{log[-8000:]}"
-            ) from None
-        states = result_states(client, ids)
+    states = all_results(project, worker, ids, seen, "shutdown")
     worker.wait_for(r"(?i)reconnected", timeout=10)
 
     assert sorted(states) == sorted(ids), f"{TASKS - len(states)} task(s) without a result"
