@@ -10,7 +10,10 @@ Each backend keeps one long-lived pub/sub connection per face, shared by all
 concurrent waits through a small demultiplexer:
 
 * :class:`SyncResultListener` (``AsyncResult.get()``): no helper thread. The
-  waiting thread itself reads the socket; when several threads wait, one reads
+  waiting thread itself reads the socket (by hand, through
+  :class:`~celeriac.backends._redis_push.PushConnection`: SUBSCRIBE and
+  UNSUBSCRIBE are written without waiting, and one read takes every reply
+  that has arrived); when several threads wait, one reads
   at a time ("leader") and hands each message to whoever waits for it through a
   condition variable. Ids subscribed early (:meth:`SyncResultListener.subscribe`
   at send time) get their results buffered as they arrive, so ``get()`` of a
@@ -19,9 +22,9 @@ concurrent waits through a small demultiplexer:
   case the result's PUBLISH overtook the SUBSCRIBE on its way to Redis.
 * :class:`AsyncResultListener` (``await result``): one reader task.
 
-After a lost connection redis-py re-subscribes on reconnect; messages sent in
-the gap are gone, so every waiter re-confirms its subscription and reads the
-key again (a *generation* counter tells them).
+After a lost connection the listener subscribes again on reconnect (the async
+face: redis-py does); messages sent in the gap are gone, so every waiter
+re-confirms its subscription and reads the key again (a *generation* counter tells them).
 """
 
 from __future__ import annotations
@@ -38,9 +41,9 @@ from typing import Any
 import redis
 import redis.asyncio
 import redis.asyncio.client
-import redis.client
 import redis.exceptions
 
+from celeriac.backends._redis_push import PushConnection
 from celeriac.errors import DecodeError
 from celeriac.protocol.results import ResultMeta
 from celeriac.protocol.states import READY_STATES
@@ -94,18 +97,23 @@ class _Mailbox:
         return meta
 
     def handle(self, message: dict[str, Any]) -> None:
-        kind = message.get("type")
+        """One message as redis-py's pub/sub gives it (a dict)."""
         raw_channel = message.get("channel")
         channel = raw_channel.decode() if isinstance(raw_channel, bytes) else str(raw_channel)
-        if kind == "subscribe":
+        self.handle_reply(message.get("type"), channel, message.get("data"))
+
+    def handle_reply(self, kind: object, channel: str, data: Any) -> None:
+        """One pushed reply: ``kind`` is ``message``, ``subscribe`` or ``unsubscribe``."""
+        if kind == "message" or kind == b"message":
+            if channel.startswith(self.prefix):
+                task_id = channel[len(self.prefix) :]
+                if task_id in self.waiters:
+                    with contextlib.suppress(DecodeError):
+                        self.values[task_id] = self.decode(data, task_id)
+        elif kind == "subscribe" or kind == b"subscribe":
             self.confirmed.add(channel)
-        elif kind == "unsubscribe":
+        elif kind == "unsubscribe" or kind == b"unsubscribe":
             self.confirmed.discard(channel)
-        elif kind == "message" and channel.startswith(self.prefix):
-            task_id = channel[len(self.prefix) :]
-            if task_id in self.waiters:
-                with contextlib.suppress(DecodeError):
-                    self.values[task_id] = self.decode(message["data"], task_id)
 
     def lost(self) -> None:
         self.generation += 1
@@ -134,9 +142,8 @@ class SyncResultListener:
     """Shared pub/sub for blocking waits (see the module docstring)."""
 
     def __init__(self, client: redis.Redis, prefix: str, decode: Decode, max_early: int) -> None:
-        self._client = client
+        self._push = PushConnection(client)
         self._box = _Mailbox(prefix, decode, max_early)
-        self._pubsub: redis.client.PubSub | None = None
         self._cond = threading.Condition()
         self._reading = False
         self._unsubscribe: list[str] = []
@@ -148,43 +155,66 @@ class SyncResultListener:
         since nothing can have been published before the subscription.
         """
         with self._cond:
-            fresh = task_id not in self._box.waiters
+            box = self._box
+            if task_id in box.waiters:
+                box.waiters.move_to_end(task_id)
+                return
+            # Recorded before the SUBSCRIBE: if writing it fails, the connection
+            # counts as lost and the wait reads the key instead of trusting a push.
+            box.early[task_id] = box.generation
             self._add(task_id, 0)
-            if fresh:
-                self._box.early[task_id] = self._box.generation
 
     def _add(self, task_id: str, waiters: int) -> None:
+        """Count a waiter for ``task_id``, subscribing if new (call with the lock held)."""
         box = self._box
         if task_id in box.waiters:
             box.waiters[task_id] += waiters
             box.waiters.move_to_end(task_id)
             return
-        if self._pubsub is None:
-            self._pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]
         channel = box.channel(task_id)
+        box.waiters[task_id] = waiters
         if channel in self._unsubscribe:
             self._unsubscribe.remove(channel)  # never left: still subscribed
+        elif self._push.connected:
+            self._send(("SUBSCRIBE", channel))
         else:
-            self._pubsub.subscribe(channel)
-        box.waiters[task_id] = waiters
-        stale = box.evictable()
-        for old in stale:
+            self._connect()  # subscribes to every channel waited on, this one too
+        for old in box.evictable():
             self._drop(old)
+
+    def _send(self, *commands: tuple[str, ...]) -> None:
+        try:
+            self._push.send(commands)
+        except _ERRORS:
+            self._box.lost()  # the next read reconnects and subscribes again
+
+    def _connect(self) -> None:
+        """(Re)connect and subscribe to every channel waited on (lock held).
+
+        Messages published while disconnected are gone: the generation moves on,
+        so every wait re-confirms its subscription and reads the key.
+        """
+        self._unsubscribe.clear()
+        channels = [self._box.channel(task_id) for task_id in self._box.waiters]
+        try:
+            self._push.connect()
+            if channels:
+                self._push.send([("SUBSCRIBE", *channels)])
+        except _ERRORS:
+            self._box.lost()  # a read tries again; a send fails on its own connection
 
     def _drop(self, task_id: str) -> None:
         box = self._box
         box.waiters.pop(task_id, None)
         box.values.pop(task_id, None)
         box.early.pop(task_id, None)
-        if self._pubsub is None:
-            return
         # UNSUBSCRIBE in batches: one write per task would cost a syscall and a
         # server command each; a late message on a dropped channel is ignored.
         self._unsubscribe.append(box.channel(task_id))
         if len(self._unsubscribe) >= _UNSUBSCRIBE_BATCH:
             batch, self._unsubscribe = self._unsubscribe, []
-            with contextlib.suppress(*_ERRORS):
-                self._pubsub.unsubscribe(*batch)  # type: ignore[no-untyped-call]
+            if self._push.connected:
+                self._send(("UNSUBSCRIBE", *batch))
 
     def wait(
         self, task_id: str, timeout: float | None, read: Callable[[], ResultMeta | None]
@@ -194,9 +224,15 @@ class SyncResultListener:
         deadline = None if timeout is None else time.monotonic() + timeout
         channel = box.channel(task_id)
         with self._cond:
+            meta = box.take(task_id)
+            if meta is not None and box.waiters.get(task_id) == 0:
+                # Pushed before get(): nothing to read or wait for.
+                self._drop(task_id)
+                return meta
             self._add(task_id, 1)
         try:
-            self._drain()
+            if meta is not None:
+                return meta
             with self._cond:
                 early = box.early.get(task_id)
             if early is not None:
@@ -223,28 +259,8 @@ class SyncResultListener:
                 if box.waiters[task_id] <= 0:
                     self._drop(task_id)
 
-    def _lead(self) -> bool:
-        """Become the reader if nobody is (call with the lock held)."""
-        if self._reading:
-            return False
-        self._reading = True
-        return True
-
-    def _drain(self) -> None:
-        """Handle messages already received, without waiting for more."""
-        with self._cond:
-            if not self._lead():
-                return
-        try:
-            for _ in range(10_000):
-                if not self._read_one(0.0):
-                    break
-        finally:
-            with self._cond:
-                self._reading = False
-                self._cond.notify_all()
-
     def _pump(self, done: Callable[[], object], deadline: float | None) -> None:
+        """Read pushed replies until ``done()``; one thread reads, the others wait."""
         while True:
             with self._cond:
                 while True:
@@ -253,38 +269,42 @@ class SyncResultListener:
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:
                         raise WaitTimedOut
-                    if self._lead():
+                    if not self._reading:
+                        self._reading = True
                         break
                     self._cond.wait(1.0 if remaining is None else min(remaining, 1.0))
             try:
-                self._read_one(1.0 if remaining is None else min(remaining, 1.0))
+                self._read_some(1.0 if remaining is None else min(remaining, 1.0))
             finally:
                 with self._cond:
                     self._reading = False
                     self._cond.notify_all()
 
-    def _read_one(self, timeout: float) -> bool:
-        assert self._pubsub is not None
+    def _read_some(self, timeout: float) -> None:
+        """Handle the replies that arrive within ``timeout`` (the reader's turn)."""
         try:
-            message = self._pubsub.get_message(timeout=timeout)
+            if not self._push.connected:
+                with self._cond:
+                    self._connect()
+            replies = self._push.read(timeout)  # not connected: raises, counted as lost
         except _ERRORS:
             with self._cond:
                 self._box.lost()
             time.sleep(min(timeout, 0.1))
-            return False
-        if message is None:
-            return False
+            return
+        if not replies:
+            return
         with self._cond:
-            self._box.handle(message)
-        return True
+            handle = self._box.handle_reply
+            for reply in replies:
+                if isinstance(reply, list) and len(reply) == 3:  # hiredis: a list subclass
+                    kind, channel, data = reply
+                    handle(kind, channel.decode(), data)
 
     def close(self) -> None:
         """Close the pub/sub connection; idempotent."""
         with self._cond:
-            if self._pubsub is not None:
-                with contextlib.suppress(*_ERRORS):
-                    self._pubsub.close()
-                self._pubsub = None
+            self._push.close()
             self._box.waiters.clear()
             self._box.values.clear()
             self._box.confirmed.clear()

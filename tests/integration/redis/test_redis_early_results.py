@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
 
 import pytest
 import redis
+import redis.exceptions
 
 from celeriac.backends import _redis_waiters
+from celeriac.backends._redis_push import PushConnection
 from celeriac.backends.redis import RedisBackend
 from celeriac.protocol import keys, states
 from celeriac.protocol.results import ResultMeta, now_iso
@@ -157,3 +160,93 @@ async def test_async_early_subscription_waits_on_the_push_alone(redis_url: str) 
     finally:
         client.close()
         await backend.close()
+
+
+@pytest.mark.usefixtures("long_grace")
+def test_a_result_pushed_before_get_is_taken_without_touching_the_socket(redis_url: str) -> None:
+    backend = RedisBackend(redis_url)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        listener = backend._listener()
+        first, second = str(uuid.uuid4()), str(uuid.uuid4())
+        for task_id in (first, second):
+            listener.subscribe(task_id)
+            wait_subscribed(client, task_id)
+        backend.store_sync(ResultMeta(first, states.SUCCESS, 1, None, [], now_iso()))
+        backend.store_sync(ResultMeta(second, states.SUCCESS, 2, None, [], now_iso()))
+        # Both pushes are in the socket before the first wait: one read takes both
+        # (two PUBLISHes on one connection arrive in order).
+        got = listener.wait(first, 10, never_read)  # type: ignore[arg-type]
+        assert got.result == 1
+        if not listener._box.ready(second):
+            listener._pump(lambda: listener._box.ready(second), time.monotonic() + 10)
+
+        def no_read(timeout: float) -> list[object]:
+            raise AssertionError("a buffered result must not read the socket")
+
+        listener._push.read = no_read  # type: ignore[method-assign]
+        assert listener.wait(second, 10, never_read).result == 2  # type: ignore[arg-type]
+        assert second not in listener._box.waiters  # dropped: UNSUBSCRIBE batched
+    finally:
+        client.close()
+        backend.close_sync()
+
+
+def test_a_wait_survives_its_connection_being_killed(redis_url: str) -> None:
+    # The server drops the pub/sub connection after the early SUBSCRIBE: the
+    # wait reconnects, subscribes again and reads the key (a push may be lost).
+    backend = RedisBackend(redis_url)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        listener = backend._listener()
+        task_id = str(uuid.uuid4())
+        listener.subscribe(task_id)
+        wait_subscribed(client, task_id)
+        host, port = listener._push._sock.getsockname()[:2]
+        assert client.execute_command("CLIENT", "KILL", "ADDR", f"{host}:{port}")
+        backend.store_sync(ResultMeta(task_id, states.SUCCESS, "after", None, [], now_iso()))
+        assert backend.wait_sync(task_id, 10).result == "after"
+        # The new connection carries later subscriptions and pushes as before.
+        other = str(uuid.uuid4())
+        listener.subscribe(other)
+        wait_subscribed(client, other)
+        backend.store_sync(ResultMeta(other, states.SUCCESS, "next", None, [], now_iso()))
+        assert backend.wait_sync(other, 10).result == "next"
+    finally:
+        client.close()
+        backend.close_sync()
+
+
+def test_push_connection_reads_replies_and_reports_a_closed_socket(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    conn = PushConnection(redis.Redis.from_url(redis_url))
+    try:
+        with pytest.raises(redis.exceptions.ConnectionError):
+            conn.read(0)  # not connected yet
+        conn.connect()
+        channel = f"celeriac-test-push-{uuid.uuid4()}"
+        conn.send([("SUBSCRIBE", channel)])
+        replies: list[object] = []
+        for _ in range(100):
+            replies += conn.read(0.1)
+            if replies:
+                break
+        assert replies == [[b"subscribe", channel.encode(), 1]]
+        assert conn.read(0) == []  # nothing more, no wait
+        client.publish(channel, b"a")
+        client.publish(channel, b"b")
+        got: list[object] = []
+        for _ in range(100):
+            got += conn.read(0.1)
+            if len(got) == 2:
+                break
+        assert got == [[b"message", channel.encode(), b"a"], [b"message", channel.encode(), b"b"]]
+        host, port = conn._sock.getsockname()[:2]
+        client.execute_command("CLIENT", "KILL", "ADDR", f"{host}:{port}")
+        with pytest.raises((redis.exceptions.ConnectionError, OSError)):
+            for _ in range(100):
+                conn.read(0.1)
+        assert not conn.connected
+    finally:
+        conn.close()
+        client.close()
