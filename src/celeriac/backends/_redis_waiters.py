@@ -146,7 +146,7 @@ class SyncResultListener:
         self._box = _Mailbox(prefix, decode, max_early)
         self._cond = threading.Condition()
         self._reading = False
-        self._unsubscribe: list[str] = []
+        self._unsubscribe: dict[str, None] = {}  # channels to leave, in order
 
     def subscribe(self, task_id: str) -> None:
         """Start receiving ``task_id``'s result now (a send-time call: no round trip).
@@ -174,7 +174,7 @@ class SyncResultListener:
         channel = box.channel(task_id)
         box.waiters[task_id] = waiters
         if channel in self._unsubscribe:
-            self._unsubscribe.remove(channel)  # never left: still subscribed
+            del self._unsubscribe[channel]  # never left: still subscribed
         elif self._push.connected:
             self._send(("SUBSCRIBE", channel))
         else:
@@ -210,9 +210,9 @@ class SyncResultListener:
         box.early.pop(task_id, None)
         # UNSUBSCRIBE in batches: one write per task would cost a syscall and a
         # server command each; a late message on a dropped channel is ignored.
-        self._unsubscribe.append(box.channel(task_id))
+        self._unsubscribe[box.channel(task_id)] = None
         if len(self._unsubscribe) >= _UNSUBSCRIBE_BATCH:
-            batch, self._unsubscribe = self._unsubscribe, []
+            batch, self._unsubscribe = list(self._unsubscribe), {}
             if self._push.connected:
                 self._send(("UNSUBSCRIBE", *batch))
 
