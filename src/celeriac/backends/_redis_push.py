@@ -83,7 +83,7 @@ class PushConnection:
                     continue
                 view = view[sent:]
         except BaseException:
-            self.close()
+            self._close_if(sock)
             raise
 
     def read(self, timeout: float) -> list[Any]:
@@ -94,10 +94,10 @@ class PushConnection:
         """
         if self._sock is None:
             raise redis.exceptions.ConnectionError("the pub/sub connection is not open")
-        sock = self._sock
+        sock, reader, poll = self._sock, self._reader, self._poll
         try:
             buffered = isinstance(sock, ssl.SSLSocket) and sock.pending()
-            if timeout > 0 and not buffered and not self._poll.poll(timeout * 1000.0):
+            if timeout > 0 and not buffered and not poll.poll(timeout * 1000.0):
                 return []
             try:
                 data = sock.recv(_CHUNK)
@@ -105,7 +105,6 @@ class PushConnection:
                 return []
             if not data:
                 raise redis.exceptions.ConnectionError("Redis closed the pub/sub connection")
-            reader = self._reader
             reader.feed(data)
             replies = []
             reply = reader.gets()
@@ -114,11 +113,16 @@ class PushConnection:
                 reply = reader.gets()
             return replies
         except hiredis.ProtocolError as exc:
-            self.close()
+            self._close_if(sock)
             raise redis.exceptions.ConnectionError(f"unreadable pub/sub reply: {exc}") from exc
         except BaseException:
-            self.close()
+            self._close_if(sock)
             raise
+
+    def _close_if(self, sock: Any) -> None:
+        # Another thread may have replaced the connection meanwhile: keep the new one.
+        if self._sock is sock:
+            self.close()
 
     def close(self) -> None:
         """Drop the connection (idempotent)."""
