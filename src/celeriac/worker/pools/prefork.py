@@ -75,6 +75,9 @@ class PreforkPool(Pool):
         else:
             self._min = self._max = self._target = max(options.concurrency, 1)
         self._per_child = max(options.per_child_queue, 1)
+        # A busy child is topped up once it is down to half its queue: one pipe
+        # write then carries several jobs instead of one per finished job.
+        self._refill_at = self._per_child // 2
         self._procs: dict[int, Proc] = {}
         self._pending: collections.deque[Entry] = collections.deque()
         self._entries: dict[int, Entry] = {}
@@ -388,7 +391,9 @@ class PreforkPool(Pool):
         if self._closing and self._cold:
             return
         self._autogrow()
-        ready = [p for p in self._procs.values() if self._capacity(p) > 0]
+        refill_at = self._refill_at
+        ready = [p for p in self._procs.values()
+                 if len(p.inflight) <= refill_at and self._capacity(p) > 0]
         batches: dict[int, list[Entry]] = {}
         while self._pending and ready:
             proc = min(ready, key=lambda p: len(p.inflight))  # idle children first
