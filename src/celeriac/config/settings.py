@@ -211,8 +211,9 @@ class Settings:
     """Pool kind: 'prefork', 'threads', 'solo', 'asyncio' (or 'module:Class')."""
     worker_prefetch_multiplier: int | None = None
     """Messages reserved per pool slot; None means the pool's default: 4 (as
-    Celery), 16 for the solo pool, whose one slot would otherwise fetch at most
-    4 messages per broker round trip (docs/decisions.md)."""
+    Celery), 16 for the solo and prefork pools, whose slots would otherwise
+    fetch a few messages per broker round trip (prefork keeps the extra ones in
+    the parent, at most 4 per child; docs/decisions.md)."""
     worker_max_tasks_per_child: int | None = None
     """Replace a pool process after this many tasks."""
     worker_max_memory_per_child: int | None = None

@@ -45,11 +45,10 @@ import redis
 import redis.asyncio
 import redis.exceptions
 
-from celeriac.errors import BrokerUnreachable, DecodeError, OperationalError
 from celeriac.protocol import keys
 from celeriac.protocol.batch import EnvelopeBatch, encode_elements
 from celeriac.protocol.envelope import Envelope
-from celeriac.protocol.kombu_json import decode_element, encode_element
+from celeriac.protocol.kombu_json import encode_element
 from celeriac.transports import _redis_scripts as lua
 from celeriac.transports import _virtual
 from celeriac.transports._redis_conn import (
@@ -60,9 +59,9 @@ from celeriac.transports._redis_conn import (
     target_from_options,
     translate_error,
 )
-from celeriac.transports._redis_pubsub import WakeListener, subscribe_loop
+from celeriac.transports._redis_consume import RedisConsuming
+from celeriac.transports._redis_pubsub import subscribe_loop
 from celeriac.transports._redis_support import (
-    RedisTag,
     RetryPolicy,
     dead_record,
     read_dead_record,
@@ -71,7 +70,6 @@ from celeriac.transports._redis_support import (
 )
 from celeriac.transports.base import (
     Binding,
-    Delivery,
     OnBroadcast,
     QueueSpec,
     Transport,
@@ -84,16 +82,7 @@ log = logging.getLogger("celeriac.transports.redis")
 
 T = TypeVar("T")
 
-_IDLE_POLL_MIN = 0.01
-# After a poll that no wake-up announced found messages, some producer of these
-# queues publishes no wake-ups (Celery): for this long, a fetch that came back
-# short is followed by another at once instead of waiting for a wake-up.
-_SILENT_PRODUCER_MEMORY = 30.0
-_MAX_DUE_MOVES = 200
-_MAX_DEAD_CONSUMERS = 50
 _BINDING_CACHE_SECONDS = 5.0
-# How long an ack_soon() waits for a fetch to carry it before it goes alone.
-_ACK_LINGER = 0.005
 # Exchanges whose type Celery fixes (others are learnt from declare()).
 _KNOWN_EXCHANGES = {
     keys.PIDBOX_EXCHANGE: "fanout",
@@ -102,7 +91,7 @@ _KNOWN_EXCHANGES = {
 }
 
 
-class RedisTransport(Transport):
+class RedisTransport(RedisConsuming, Transport):
     """Celery-compatible Redis broker with atomic fetch, leases and an ETA zset."""
 
     schemes = ("redis", "rediss", "redis+socket", "unix", "sentinel")
@@ -120,32 +109,15 @@ class RedisTransport(Transport):
         # messages must sit on their queue (eta header) as Celery sends them.
         self._eta_on_queue = bool(extra.get("eta_on_queue", False))
         self.consumer_id = uuid.uuid4().hex
-        self._inflight_key = keys.inflight_key(self.consumer_id)
         self._wake_prefix = keys.wake_channel_prefix(self._target.db)
-        self._seq = 0
         self._sync: redis.Redis | None = None
         self._aio: redis.asyncio.Redis | None = None
         self._declared: set[str] = set()
         self._exchange_types: dict[str, str] = dict(_KNOWN_EXCHANGES)
         self._bindings: dict[str, tuple[float, list[Binding]]] = {}
-        self._pending_acks: list[str] = []
-        self._linger: asyncio.TimerHandle | None = None
-        self._lingering: set[asyncio.Task[None]] = set()
-        self._unknown_fetches: list[list[str]] = []
-        # Rejections that could not reach Redis: the messages stay in our in-flight
-        # hash, and a live consumer's lease never lapses, so they are finished here
-        # as soon as Redis answers again (next fetch or maintenance round).
-        self._pending_requeues: list[str] = []
-        self._pending_dead: list[tuple[RedisTag, str, str]] = []
-        self._down_since: float | None = None
-        self._wake: WakeListener | None = None
         self._scripts: AsyncScriptCaller | None = None
         self._sync_scripts: SyncScriptCaller | None = None
-        self._poll_cap = max(_IDLE_POLL_MIN, min(self.options.poll_interval, 0.25))
-        # The last fetch took fewer messages than asked: its lists were empty then.
-        self._short = False
-        self._silent_until = 0.0  # loop time until which silent producers are assumed
-        self._next_due: float | None = None  # earliest ETA score the last fetch saw
+        self._init_consuming()
 
     # -- connections ---------------------------------------------------------
     def _sync_client(self) -> redis.Redis:
@@ -377,264 +349,6 @@ class RedisTransport(Transport):
     def _retrying_sync(self, doing: str, call: Callable[[], T]) -> T:
         return retry_sync(self._policy, self._target, doing, call)
 
-    # -- consuming -----------------------------------------------------------
-    def _poll_order(self, queues: Sequence[str]) -> list[tuple[str, str]]:
-        """(list, queue) pairs in kombu's order: priority-major, queues interleaved."""
-        return [(keys.priority_queue(q, step), q) for step in keys.PRIORITY_STEPS for q in queues]
-
-    async def fetch(self, queues: Sequence[str], limit: int, timeout: float) -> list[Delivery]:
-        """Take up to ``limit`` messages atomically; wait up to ``timeout`` for the first."""
-        try:
-            deliveries = await self._fetch(queues, limit, timeout)
-        except (redis.exceptions.RedisError, OSError, OperationalError):
-            self._note_down()
-            raise
-        self._note_up()
-        return deliveries
-
-    def _note_down(self) -> None:
-        if self._down_since is None:
-            self._down_since = time.monotonic()
-
-    def _note_up(self) -> None:
-        """Say so in the log when Redis answers again after a failure."""
-        if self._down_since is not None:
-            log.warning("reconnected to Redis (%s) after %.1fs", self.describe(),
-                        time.monotonic() - self._down_since)  # fmt: skip
-            self._down_since = None
-
-    async def _fetch(self, queues: Sequence[str], limit: int, timeout: float) -> list[Delivery]:
-        order = self._poll_order(queues)
-        lists = [name for name, _ in order]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(0.0, timeout)
-        if self._wake is None:
-            self._wake = WakeListener(self._async_client(), self._target)
-        await self._wake.watch([self._wake_prefix + name for name in lists])
-        idle = _IDLE_POLL_MIN
-        failures = 0
-        woken = True
-        if self._short and loop.time() >= self._silent_until:
-            # The lists were empty when the last fetch ran, and the wake-up event
-            # was cleared before it: until a push wakes us, another fetch would
-            # find nothing (and cost a round trip in the middle of running what
-            # the last one brought). The short poll bound covers pushes that
-            # publish no wake-up, and the ETA messages due meanwhile.
-            pause = min(idle, max(0.0, deadline - loop.time()))
-            if self._next_due is not None:
-                pause = max(0.0, min(pause, self._next_due - time.time()))
-            woken = await self._wake.wait(pause) or self._due()
-        while True:
-            self._wake.clear()
-            try:
-                await self._recover_unknown_fetches()
-                deliveries, next_due = await self._fetch_once(order, lists, limit)
-                failures = 0
-            except (redis.exceptions.RedisError, OSError) as exc:
-                self._note_down()
-                failures += 1
-                pause = min(0.1 * 2**failures, 5.0)
-                if loop.time() + pause > deadline:
-                    raise translate_error(exc, self._target, "fetching") from exc
-                log.warning("Redis fetch failed (%s), reconnecting in %.1fs: %s",
-                            self.describe(), pause, exc)  # fmt: skip
-                await asyncio.sleep(pause)
-                continue
-            if deliveries:
-                if not woken:
-                    self._silent_until = loop.time() + _SILENT_PRODUCER_MEMORY
-                return deliveries
-            if next_due is not None and next_due <= time.time():
-                continue  # more due ETA messages than one script moves
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return []
-            pause = min(remaining, idle)
-            if next_due is not None:
-                pause = max(0.0, min(pause, next_due - time.time()))
-            woken = await self._wake.wait(pause)
-            idle = _IDLE_POLL_MIN if woken else min(idle * 2, self._poll_cap)
-            woken = woken or self._due()
-
-    def _due(self) -> bool:
-        """Whether the earliest ETA message the last fetch saw is due (ours to move:
-        messages it brings were announced by no wake-up, yet no producer is silent)."""
-        return self._next_due is not None and self._next_due <= time.time()
-
-    async def _fetch_once(
-        self, order: list[tuple[str, str]], lists: list[str], limit: int
-    ) -> tuple[list[Delivery], float | None]:
-        first = self._seq
-        self._seq += limit
-        acks, self._pending_acks = self._pending_acks, []  # forgotten by the same script
-        try:
-            raw = await self._script(
-                lua.FETCH,
-                [self._inflight_key, keys.LEASES_ZSET, keys.DELAYED_ZSET, keys.REDELIVERED_HASH,
-                 *lists],
-                [limit, self.consumer_id, first, self.options.lease_seconds, self._wake_prefix,
-                 _MAX_DUE_MOVES, *acks],
-            )  # fmt: skip
-        except BaseException:
-            # The script may have run with its reply lost (or we were cancelled):
-            # whatever it took for us is requeued before the next fetch, and the
-            # acks are sent again (forgetting a tag twice is harmless).
-            self._unknown_fetches.append([str(first + i) for i in range(limit)])
-            self._pending_acks[:0] = acks
-            raise
-        next_due = self._next_due = float(raw[0]) if raw[0] else None
-        self._short = len(raw) // 4 < limit
-        deliveries: list[Delivery] = []
-        for i in range(1, len(raw), 4):
-            seq, index, element = raw[i].decode(), int(raw[i + 1]) - 1, raw[i + 3]
-            redelivered = raw[i + 2] == b"1"
-            list_name, queue = order[index]
-            tag = RedisTag(seq, list_name, element)
-            try:
-                envelope = decode_element(element)
-            except DecodeError as exc:
-                await self._set_aside_undecodable(tag, queue, exc)
-                continue
-            deliveries.append(Delivery(envelope, queue, tag, redelivered))
-        return deliveries, next_due
-
-    async def _set_aside_undecodable(self, tag: RedisTag, queue: str, exc: DecodeError) -> None:
-        dead = keys.dead_letter_key(queue)
-        log.error("undecodable message on queue %r set aside in %r: %s; first bytes %r",
-                  queue, dead, exc, tag.element[:80])  # fmt: skip
-        try:
-            await self._dead_letter(tag, queue, str(exc))
-        except OperationalError:
-            # Still in our in-flight hash: requeue it with the unknown fetches
-            # so that the next attempt sets it aside; never lose it.
-            self._unknown_fetches.insert(0, [tag.seq])
-
-    async def _recover_unknown_fetches(self) -> None:
-        """Requeue what fetch calls whose reply was lost may have taken for us, and
-        finish rejections that could not reach Redis."""
-        if self._pending_requeues:
-            batch, self._pending_requeues = self._pending_requeues, []
-            try:
-                await self._requeue(batch, mark=True)
-            except BaseException:
-                self._pending_requeues[:0] = batch
-                raise
-        while self._pending_dead:
-            await self._dead_letter_once(*self._pending_dead[0])
-            self._pending_dead.pop(0)
-        while self._unknown_fetches:
-            tags = self._unknown_fetches.pop()
-            try:
-                await self._requeue(tags, mark=False)
-            except BaseException:
-                self._unknown_fetches.append(tags)
-                raise
-
-    async def _requeue(self, tags: Sequence[str], *, mark: bool) -> Any:
-        flag = "1" if mark else "0"
-        keys_ = [self._inflight_key, keys.REDELIVERED_HASH]
-        return await self._script(lua.REQUEUE, keys_, [self._wake_prefix, flag, *tags])
-
-    async def ack(self, deliveries: Sequence[Delivery]) -> None:
-        """Forget finished deliveries (one HDEL); kept and retried if Redis is away."""
-        self._pending_acks.extend(_tag_of(d).seq for d in deliveries)
-        try:
-            await self._flush_acks()
-        except (redis.exceptions.RedisError, OSError) as exc:
-            self._note_down()
-            log.warning("Redis ack failed (%s), will retry: %s", self.describe(), exc)
-
-    async def ack_soon(self, deliveries: Sequence[Delivery]) -> None:
-        """Forget finished deliveries with the next fetch, or with one HDEL of their
-        own if no fetch runs within a few milliseconds (an idle worker)."""
-        self._pending_acks.extend(_tag_of(d).seq for d in deliveries)
-        if self._linger is None:
-            self._linger = asyncio.get_running_loop().call_later(_ACK_LINGER, self._lingered)
-
-    def _lingered(self) -> None:
-        self._linger = None
-        if self._pending_acks:
-            task = asyncio.ensure_future(self.ack(()))
-            self._lingering.add(task)
-            task.add_done_callback(self._lingering.discard)
-
-    async def _flush_acks(self) -> None:
-        if self._pending_acks:
-            batch, self._pending_acks = self._pending_acks, []
-            try:
-                await self._async_client().hdel(self._inflight_key, *batch)
-            except BaseException:
-                self._pending_acks[:0] = batch
-                raise
-
-    async def reject(self, delivery: Delivery, *, requeue: bool, reason: str = "") -> None:
-        """Requeue at the head of its queue, or move to ``<queue>.dead`` with ``reason``."""
-        tag = _tag_of(delivery)
-        try:
-            if requeue:
-                await self._retrying("requeueing", partial(self._requeue, [tag.seq], mark=True))
-            else:
-                await self._dead_letter(tag, delivery.queue, reason or "rejected")
-        except BrokerUnreachable as exc:
-            self._note_down()
-            if requeue:
-                self._pending_requeues.append(tag.seq)
-            else:
-                self._pending_dead.append((tag, delivery.queue, reason or "rejected"))
-            log.warning(
-                "%s; the message stays with this worker and is %s once Redis answers again",
-                exc,
-                "requeued" if requeue else "dead-lettered",
-            )
-
-    async def _dead_letter(self, tag: RedisTag, queue: str, reason: str) -> None:
-        await self._retrying("dead-lettering", partial(self._dead_letter_once, tag, queue, reason))
-
-    async def _dead_letter_once(self, tag: RedisTag, queue: str, reason: str) -> None:
-        record = dead_record(queue, reason, tag.element)
-        dead = keys.dead_letter_key(queue)
-        await self._script(lua.DEAD_LETTER, [self._inflight_key, dead], [tag.seq, record])
-
-    async def defer(self, delivery: Delivery, eta: float) -> None:
-        """Move a fetched message into the ETA zset, atomically with its in-flight record."""
-        tag = _tag_of(delivery)
-        member = lua.locate(tag.list_name, tag.element)
-        await self._retrying("deferring", lambda: self._script(
-            lua.DEFER, [self._inflight_key, keys.DELAYED_ZSET],
-            [tag.seq, repr(float(eta)), member]))  # fmt: skip
-
-    async def maintain(self) -> None:
-        """Renew the lease, restore dead consumers' messages, move due ETA messages."""
-        interval = max(0.05, min(self.options.lease_seconds / 3, 1.0))
-        failures = 0
-        while True:
-            try:
-                await self._flush_acks()
-                await self._recover_unknown_fetches()
-                restored, _moved = await self._script(
-                    lua.MAINTAIN,
-                    [keys.LEASES_ZSET, keys.DELAYED_ZSET, self._inflight_key,
-                     keys.REDELIVERED_HASH],
-                    [self.consumer_id, self.options.lease_seconds, keys.inflight_key(""),
-                     self._wake_prefix, _MAX_DEAD_CONSUMERS, _MAX_DUE_MOVES],
-                )  # fmt: skip
-                if restored:
-                    log.warning("restored %d message(s) of consumers whose lease ran out",
-                                restored)  # fmt: skip
-                failures = 0
-                self._note_up()
-                await asyncio.sleep(interval)
-            except (redis.exceptions.RedisError, OSError) as exc:
-                self._note_down()
-                failures += 1
-                pause = min(0.1 * 2**failures, 5.0)
-                # Once per outage; the lines that follow say when Redis is back.
-                log.log(logging.ERROR if failures == 1 else logging.DEBUG,
-                        "Redis maintenance failed: %s; retrying with backoff (next in %.1fs,"
-                        " at most 5s)", translate_error(exc, self._target, "renewing the lease"),
-                        pause)  # fmt: skip
-                await asyncio.sleep(pause)
-
     # -- inspection ----------------------------------------------------------
     def _lists_of(self, queue: str) -> list[str]:
         return [keys.priority_queue(queue, step) for step in keys.PRIORITY_STEPS]
@@ -700,10 +414,3 @@ class RedisTransport(Transport):
         else:
             channel = keys.fanout_channel(db, exchange)
             await subscribe_loop(self._async_client(), self._target, [channel], [], "", (), handler)
-
-
-def _tag_of(delivery: Delivery) -> RedisTag:
-    tag = delivery.tag
-    if not isinstance(tag, RedisTag):
-        raise OperationalError(f"delivery {delivery!r} was not fetched from Redis")
-    return tag

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Coroutine, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals
@@ -64,6 +65,8 @@ class Consumer:
         self.inflight: dict[str, Request] = {}
         self.held: dict[str, tuple[Request, asyncio.TimerHandle]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._submitted_count = 0  # jobs handed to Pool.submit, not reported back yet
+        self._submissions_done = asyncio.Event()
         self._slot = asyncio.Event()
         self._pending_acks: list[Delivery] = []
         self._ack_scheduled = False
@@ -113,7 +116,10 @@ class Consumer:
 
     async def drain(self) -> None:
         """Wait for every running request to finish and be acked."""
-        while self._tasks:
+        while self._tasks or self._submitted_count:
+            if self._submitted_count:
+                self._submissions_done.clear()
+                await self._submissions_done.wait()
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         await self.flush_acks(now=True)
 
@@ -219,8 +225,13 @@ class Consumer:
     # -- running ------------------------------------------------------------------------
     def _start(self, request: Request) -> None:
         self.inflight[request.id] = request
-        if self._runs_now(request):
-            self._run_inline(request)
+        pool = self.pool
+        inline = pool.inline(request.task)
+        if (inline or pool.submits) and self._runs_now(request):
+            if inline:
+                self._run_inline(request)
+            else:
+                self._submit(request)
             return
         self._spawn(self._execute(request))
 
@@ -229,15 +240,15 @@ class Consumer:
         return self.acks_late_default if value is None else bool(value)
 
     def _runs_now(self, request: Request) -> bool:
-        """Whether ``request`` can run right here, with no asyncio task of its own.
+        """Whether ``request`` can start right here, with no asyncio task of its own.
 
-        True for a job the pool runs inline (solo, sync task) that has nothing
-        to wait for before it runs: no rate-limit wait (a free token is taken
-        here), no STARTED state to write, not revoked or expired by now.
+        True for a job that has nothing to wait for before it runs: no
+        rate-limit wait (a free token is taken here), no STARTED state to
+        write, no ack on receipt, not revoked or expired by now. The pool then
+        runs it inline (solo, sync task) or takes it with :meth:`Pool.submit`
+        (prefork).
         """
         task = request.task
-        if not self.pool.inline(task):
-            return False
         worker = self.worker
         if worker.track_started or getattr(task, "track_started", False):
             return False
@@ -280,6 +291,35 @@ class Consumer:
             await self._give_back(request)
         finally:
             self._done(request)
+
+    def _submit(self, request: Request) -> None:
+        """Hand ``request`` to the pool (see :meth:`_runs_now`); :meth:`_submitted`
+        gets its outcome, and the I/O after it runs in a task only when needed."""
+        worker = self.worker
+        self._submitted_count += 1
+        try:
+            worker.events.task_started(request)
+            request.started = time.monotonic()
+            job = request.to_job(worker.hostname, worker.time_limit, worker.soft_time_limit)
+            self.pool.submit(job, partial(self._submitted, request))
+        except Exception:
+            _log_internal_error(request)
+            self._submitted(request, None)
+
+    def _submitted(self, request: Request, out: Outcome | None) -> None:
+        """The pool's report on a submitted job (``None``: it could not be submitted)."""
+        self._submitted_count -= 1
+        if not self._submitted_count:
+            self._submissions_done.set()
+        if out is not None:
+            try:
+                if self._settled(request, out, True):
+                    self._done(request)
+                    return
+            except Exception:
+                _log_internal_error(request)
+                out = None
+        self._spawn(self._after_inline(request, out, True))
 
     async def _give_back(self, request: Request) -> None:
         await self._safe_reject(request.delivery, requeue=True, reason="internal error")

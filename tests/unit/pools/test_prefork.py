@@ -410,3 +410,52 @@ async def test_run_after_stop_gives_the_job_back(app: App) -> None:
     out = await pool.run(job("noop"))
     assert out.requeue and out.exc_wire is not None
     assert out.exc_wire["exc_type"] == "WorkerLostError"
+
+
+def _submitted(pool: PreforkPool, submitted: Job) -> asyncio.Future[Any]:
+    """``pool.submit(submitted)`` with its callback's outcome in a future."""
+    done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    pool.submit(submitted, done.set_result)
+    return done
+
+
+async def test_submitted_jobs_report_through_their_callbacks(make_pool: PoolFactory) -> None:
+    pool = await make_pool(concurrency=2)
+    assert pool.submits
+    outs = await asyncio.wait_for(
+        asyncio.gather(*(_submitted(pool, job("add", i, i)) for i in range(50))), WAIT)
+    assert [o.value for o in outs] == [2 * i for i in range(50)]
+    failed = await asyncio.wait_for(_submitted(pool, job("boom")), WAIT)
+    assert failed.status == states.FAILURE
+
+
+async def test_submitted_job_of_a_killed_child_is_lost_and_the_next_reruns(
+    make_pool: PoolFactory, tmp_path: Path
+) -> None:
+    pool = await make_pool(concurrency=1, per_child_queue=2)
+    started = tmp_path / "started"
+    running = _submitted(pool, job("block", str(started)))
+    queued = _submitted(pool, job("pid"))  # sent to the same child
+    await _file_appears(started)
+    victim = int(started.read_text())
+    os.kill(victim, signal.SIGKILL)
+    lost = await asyncio.wait_for(running, WAIT)
+    assert lost.exc_wire is not None and lost.exc_wire["exc_type"] == "WorkerLostError"
+    rerun = await asyncio.wait_for(queued, WAIT)
+    assert rerun.status == states.SUCCESS and rerun.value != victim
+
+
+async def test_submitted_jobs_come_back_on_cold_stop_and_after_stop(
+    app: App, tmp_path: Path
+) -> None:
+    pool = PreforkPool(app, PoolOptions(concurrency=1, per_child_queue=2))
+    await pool.start()
+    started = tmp_path / "started"
+    outs = [_submitted(pool, job("block", str(started)))]
+    outs += [_submitted(pool, job("pid")) for _ in range(3)]
+    await _file_appears(started)
+    await asyncio.wait_for(pool.stop(cold=True), WAIT)
+    late = _submitted(pool, job("noop"))
+    for out in [*outs, late]:
+        result = await asyncio.wait_for(out, WAIT)
+        assert result.requeue and result.exc_wire["exc_type"] == "WorkerLostError"

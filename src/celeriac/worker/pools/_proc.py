@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -32,7 +32,8 @@ class Entry:
 
     seq: int
     job: Job
-    future: asyncio.Future[Outcome]
+    future: asyncio.Future[Outcome] | None  # run()'s waiter, or None when submitted
+    on_done: Callable[[Outcome], None] | None = None  # submit()'s callback
     proc: Proc | None = None
     started: float | None = None  # perf_counter when the child reported STARTED
     deadline: asyncio.TimerHandle | None = None

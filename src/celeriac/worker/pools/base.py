@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -63,6 +64,8 @@ class Pool(abc.ABC):
     """Base class of execution pools (solo, threads, asyncio, prefork)."""
 
     name: ClassVar[str] = ""
+    #: Whether :meth:`submit` is supported (a job's end reported by a callback).
+    submits: ClassVar[bool] = False
 
     def __init__(self, app: App, options: PoolOptions) -> None:
         self.app = app
@@ -79,6 +82,14 @@ class Pool(abc.ABC):
     @abc.abstractmethod
     async def run(self, job: Job) -> Outcome:
         """Execute ``job`` and return how it ended (never raises for task errors)."""
+
+    def submit(self, job: Job, on_done: Callable[[Outcome], None]) -> None:
+        """Queue ``job`` and call ``on_done(outcome)`` on the loop when it ends.
+
+        The same as awaiting :meth:`run`, without an asyncio task and a future
+        per job; only for pools whose :attr:`submits` is true.
+        """
+        raise TypeError(f"the {self.name} pool does not take submitted jobs")
 
     def inline(self, task: Any) -> bool:
         """Whether jobs of ``task`` run synchronously on the worker's loop.

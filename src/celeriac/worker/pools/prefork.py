@@ -23,6 +23,7 @@ import itertools
 import os
 import signal
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from celeriac.app.trace import Outcome
@@ -53,6 +54,7 @@ class PreforkPool(Pool):
     """Runs jobs in forked child processes; see the module docstring for the design."""
 
     name: ClassVar[str] = "prefork"
+    submits: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -73,6 +75,9 @@ class PreforkPool(Pool):
         else:
             self._min = self._max = self._target = max(options.concurrency, 1)
         self._per_child = max(options.per_child_queue, 1)
+        # A busy child is topped up once it is down to half its queue: one pipe
+        # write then carries several jobs instead of one per finished job.
+        self._refill_at = self._per_child // 2
         self._procs: dict[int, Proc] = {}
         self._pending: collections.deque[Entry] = collections.deque()
         self._entries: dict[int, Entry] = {}
@@ -113,21 +118,34 @@ class PreforkPool(Pool):
     async def run(self, job: Job) -> Outcome:
         """Queue ``job`` for a child and wait for its outcome."""
         loop = self._get_loop()
-        entry = Entry(next(self._seq), job, loop.create_future())
+        future: asyncio.Future[Outcome] = loop.create_future()
+        entry = Entry(next(self._seq), job, future)
         if self._closing:  # too late to run it here: the worker gives it back
             return requeue_outcome(entry)
-        self._entries[entry.seq] = entry
-        self._drained.clear()
-        self._pending.append(entry)
-        self._schedule_dispatch()
+        self._queue(entry)
         try:
-            return await entry.future
+            return await future
         except asyncio.CancelledError:
             if entry.proc is None:  # not handed to a child yet: forget it
                 with contextlib.suppress(ValueError):
                     self._pending.remove(entry)
                 self._forget(entry)
             raise
+
+    def submit(self, job: Job, on_done: Callable[[Outcome], None]) -> None:
+        """Queue ``job`` for a child; ``on_done(outcome)`` is called when it ends."""
+        loop = self._get_loop()
+        entry = Entry(next(self._seq), job, None, on_done)
+        if self._closing:  # too late to run it here: the worker gives it back
+            loop.call_soon(on_done, requeue_outcome(entry))
+            return
+        self._queue(entry)
+
+    def _queue(self, entry: Entry) -> None:
+        self._entries[entry.seq] = entry
+        self._drained.clear()
+        self._pending.append(entry)
+        self._schedule_dispatch()
 
     async def stop(self, *, cold: bool = False) -> None:
         """Warm: let every submitted job finish, then let children exit.
@@ -373,7 +391,9 @@ class PreforkPool(Pool):
         if self._closing and self._cold:
             return
         self._autogrow()
-        ready = [p for p in self._procs.values() if self._capacity(p) > 0]
+        refill_at = self._refill_at
+        ready = [p for p in self._procs.values()
+                 if len(p.inflight) <= refill_at and self._capacity(p) > 0]
         batches: dict[int, list[Entry]] = {}
         while self._pending and ready:
             proc = min(ready, key=lambda p: len(p.inflight))  # idle children first
@@ -430,9 +450,12 @@ class PreforkPool(Pool):
             self._close_input(proc)
 
     def _resolve(self, entry: Entry, outcome: Outcome) -> None:
-        if not entry.future.done():
-            entry.future.set_result(outcome)
         self._forget(entry)
+        if entry.on_done is not None:
+            on_done, entry.on_done = entry.on_done, None
+            on_done(outcome)
+        elif entry.future is not None and not entry.future.done():
+            entry.future.set_result(outcome)
 
     def _forget(self, entry: Entry) -> None:
         self._entries.pop(entry.seq, None)
