@@ -26,8 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import select
-import socket
 import threading
 import time
 import uuid
@@ -36,7 +34,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import aiormq
-from pamqp import commands as spec
 
 from celeriac.backends._rules import may_replace, wait_timeout
 from celeriac.backends.base import BackendOptions, ChordPart, ResultBackend
@@ -52,12 +49,8 @@ from celeriac.transports._amqp_common import (
     parse_amqp_url,
     plan_declarations,
 )
-from celeriac.transports._amqp_sync import (
-    CONNECTION_ERRORS,
-    SyncAMQP,
-    open_channel,
-    properties_of,
-)
+from celeriac.transports._amqp_replies import ReplyReader
+from celeriac.transports._amqp_sync import CONNECTION_ERRORS, SyncAMQP
 from celeriac.transports.amqp import AIO_ERRORS, AMQPTransport
 from celeriac.transports.base import QueueSpec, TransportOptions
 
@@ -104,7 +97,7 @@ class RPCBackend(ResultBackend):
         self._results: OrderedDict[str, ResultMeta] = OrderedDict()
         self._cond = threading.Condition()
         self._drain_lock = threading.Lock()
-        self._sync_consumer: Any = None
+        self._sync_consumer: ReplyReader | None = None
         self._declared: set[str] = set()
         self._barriers: set[str] = set()
         self._async_events: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
@@ -220,23 +213,31 @@ class RPCBackend(ResultBackend):
                 raise connect_error(self.params, exc) from None
             try:
                 channel = await conn.channel()
-                await channel.queue_declare(self.oid, durable=True, auto_delete=True,
-                                            arguments=self._arguments)
-                # What is already waiting is read now, so get() right after sees it.
-                while True:
-                    got = await channel.basic_get(self.oid, no_ack=True)
-                    if not isinstance(got.delivery, spec.Basic.GetOk):
-                        break
-                    self._absorb(got.body, _aio_properties(got))
-                await channel.basic_consume(self.oid, self._on_async_message, no_ack=True)
+                declared = await channel.queue_declare(
+                    self.oid, durable=True, auto_delete=True, arguments=self._arguments)
+                # What is already waiting is read now, so get() right after sees it: the
+                # broker pushes it to the new consumer at once (one round trip, not one
+                # basic.get per message).
+                backlog = int(declared.message_count or 0)
+                seen = 0
+                caught_up = asyncio.Event()
+
+                async def on_message(message: aiormq.abc.DeliveredMessage) -> None:
+                    nonlocal seen
+                    self._absorb(message.body, _aio_properties(message))
+                    seen += 1
+                    if seen >= backlog:
+                        caught_up.set()
+
+                await channel.basic_consume(self.oid, on_message, no_ack=True)
+                if backlog:
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(caught_up.wait(), _BARRIER_WAIT)
             except AIO_ERRORS as exc:
                 with contextlib.suppress(Exception):
                     await conn.close()
                 raise lost_error(self.params, exc) from None
             self._aconsumer = conn
-
-    async def _on_async_message(self, message: aiormq.abc.DeliveredMessage) -> None:
-        self._absorb(message.body, _aio_properties(message))
 
     async def get(self, task_id: str) -> ResultMeta | None:
         """The latest state that reached this client's queue before the call (``None``: PENDING)."""
@@ -318,36 +319,21 @@ class RPCBackend(ResultBackend):
     def _drive(self, wait: float) -> None:
         """Read replies for up to ``wait`` seconds (call with the drain lock held)."""
         try:
-            conn = self._sync_consumer
-            if conn is None:
-                conn = self.sync.new_connection()
-                self._sync_consumer = conn
-                channel = open_channel(conn)
-                channel.queue_declare(self.oid, durable=True, auto_delete=True,
-                                      arguments=self._arguments)
-                # What is already waiting is read now, so get_sync() right after sees it.
-                while (got := channel.basic_get(self.oid, no_ack=True)) is not None:
-                    self._on_sync_message(got)
-                channel.basic_consume(self.oid, callback=self._on_sync_message, no_ack=True)
-            with contextlib.suppress(socket.timeout):
-                conn.drain_events(timeout=wait)
-                # Then what has already arrived: one readiness check per frame instead
-                # of a failing non-blocking read (and two socket mode switches) at the end.
-                while _readable(conn.sock):
-                    conn.drain_events(timeout=wait or 1.0)
+            reader = self._sync_consumer
+            if reader is None:
+                reader = ReplyReader(self.sync, self.oid, self._arguments, self._absorb)
+                reader.open()  # reads everything waiting, so get_sync() right after sees it
+                self._sync_consumer = reader
+                return
+            reader.drive(wait)
         except CONNECTION_ERRORS as exc:
             self._drop_sync_consumer()
             raise lost_error(self.params, exc) from None
 
     def _drop_sync_consumer(self) -> None:
-        conn, self._sync_consumer = self._sync_consumer, None
-        if conn is not None:
-            self.sync.forget_connection(conn)
-
-    def _on_sync_message(self, message: Any) -> None:
-        body = message.body  # py-amqp gives an empty body as ''
-        raw = body.encode() if isinstance(body, str) else bytes(body)
-        self._absorb(raw, properties_of(message))
+        reader, self._sync_consumer = self._sync_consumer, None
+        if reader is not None:
+            reader.close()
 
     def get_sync(self, task_id: str) -> ResultMeta | None:
         """Blocking :meth:`get`: the latest state that reached the queue before the call."""
@@ -427,14 +413,6 @@ class RPCBackend(ResultBackend):
     async def chord_part_return(self, part: ChordPart) -> list[ChordPart] | None:
         """Not supported by rpc: raises :class:`~celeriac.errors.ImproperlyConfigured`."""
         raise ImproperlyConfigured(_NO_CHORDS)
-
-
-def _readable(sock: Any) -> bool:
-    """Whether a frame has started arriving (TLS: decrypted bytes pending count too)."""
-    pending = getattr(sock, "pending", None)
-    if pending is not None and pending():
-        return True
-    return bool(select.select((sock,), (), (), 0)[0])
 
 
 def _aio_properties(message: aiormq.abc.DeliveredMessage) -> dict[str, Any]:

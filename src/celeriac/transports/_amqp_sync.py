@@ -248,6 +248,11 @@ class SyncAMQP:
             self._open.add(conn)
         return conn
 
+    def detach(self, conn: Any) -> None:
+        """Stop tracking ``conn`` (its owner closes it; :meth:`close_all` leaves it alone)."""
+        with self._lock:
+            self._open.discard(conn)
+
     def forget_connection(self, conn: Any) -> None:
         """Close ``conn`` quietly (it may be broken already)."""
         with self._lock:
