@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
 from tests.helpers.procs import CliProcess, run_python
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

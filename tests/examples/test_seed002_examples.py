@@ -8,14 +8,13 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import redis
-
 from tests.examples.conftest import EXAMPLES
 
 
 def test_quickstart_worker_and_result_api(example, redis_url: str) -> None:
     ex = example("seed002_quickstart", broker=redis_url, backend=redis_url)
     worker = ex.cli("-A", "tasks", "worker", "--loglevel=info")
-    assert "  . tasks.add" in worker.output  # "此时会看见输出，包括注册的任务"
+    assert "  . tasks.add" in worker.output  # the seed: the banner lists the tasks
     out = ex.python(
         "from tasks import add\n"
         "r = add.delay(2, 2)\n"
@@ -72,7 +71,8 @@ def test_crontab_schedule_every_monday_730_shanghai(example, redis_url: str) -> 
         "from celeriac.beat.entries import app_timezone, entries_from_config\n"
         "from proj.celery import app\n"
         "s = app.conf.settings\n"
-        "entry = entries_from_config(s.beat_schedule, app_timezone(s))['add-every-monday-morning']\n"
+        "entries = entries_from_config(s.beat_schedule, app_timezone(s))\n"
+        "entry = entries['add-every-monday-morning']\n"
         "now = datetime(2024, 1, 3, 12, 0, tzinfo=timezone.utc)\n"
         "print(entry.task, entry.args)\n"
         "print(entry.schedule.next_run_after(now, now).isoformat())\n"
