@@ -101,9 +101,15 @@ class CeleryProcess(CliProcess):
     binary = CELERY
 
 
-def run_python(code: str, cwd: Path, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    """Run ``python -c code`` in ``cwd`` (the way a user would from a second shell)."""
-    env = {**os.environ, "PYTHONPATH": str(cwd)}
+def run_python(code: str, cwd: Path, timeout: float = 60.0,
+               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -c code`` in ``cwd`` (the way a user would from a second shell).
+
+    ``cwd`` goes first on PYTHONPATH, before what the test run had (so a worktree's
+    ``src`` stays importable); ``env`` adds variables.
+    """
+    path = os.pathsep.join([str(cwd), os.environ.get("PYTHONPATH", "")]).strip(os.pathsep)
+    env = {**os.environ, **(env or {}), "PYTHONPATH": path}
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, text=True,
                           capture_output=True, timeout=timeout)
 

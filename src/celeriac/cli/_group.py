@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
 
 from celeriac.cli._loader import find_app
+from celeriac.config.settings import BROKER_URL_ENV, RESULT_BACKEND_ENV
 from celeriac.errors import CeleriacError
 
 __all__ = ["cli", "load_app"]
@@ -24,7 +26,7 @@ class AppGroup(click.Group):
 
 
 @click.group(cls=AppGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-A", "--app", "app_spec", envvar="CELERIAC_APP",
+@click.option("-A", "--app", "app_spec", envvar=["CELERIAC_APP", "CELERY_APP"],
               help="The app: module, module:attr or package (e.g. -A proj).")
 @click.option("-b", "--broker", default=None, help="Broker URL (overrides the app's).")
 @click.option("--result-backend", default=None, help="Result backend URL (overrides the app's).")
@@ -44,6 +46,13 @@ def load_app(ctx: click.Context) -> Any:
     spec = ctx.obj.get("app_spec")
     if not spec:
         raise click.UsageError("no app given: pass -A/--app module (e.g. celeriac -A tasks worker)")
+    # As in Celery, -b/--result-backend also set the environment variables that
+    # override the app's URLs, so they win over an inherited CELERY_BROKER_URL
+    # and reach every process this one starts.
+    if ctx.obj.get("broker"):
+        os.environ[BROKER_URL_ENV] = ctx.obj["broker"]
+    if ctx.obj.get("result_backend"):
+        os.environ[RESULT_BACKEND_ENV] = ctx.obj["result_backend"]
     app = find_app(spec)
     if ctx.obj.get("broker"):
         app.conf.broker_url = ctx.obj["broker"]

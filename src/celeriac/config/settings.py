@@ -21,10 +21,22 @@ from typing import Any
 from celeriac.config import _validate
 from celeriac.config.urls import scheme_of
 
-__all__ = ["EMBEDDED_BROKER_URL", "SETTING_NAMES", "Settings", "check_value"]
+__all__ = [
+    "BROKER_URL_ENV",
+    "EMBEDDED_BROKER_URL",
+    "RESULT_BACKEND_ENV",
+    "SETTING_NAMES",
+    "Settings",
+    "check_value",
+]
 
 #: The broker used when none is configured: one SQLite file in the current directory.
 EMBEDDED_BROKER_URL = "sqlite:///celeriac.sqlite"
+
+#: Environment variables that override the configured URLs, as in Celery
+#: (a deployment points an unchanged project at another server).
+BROKER_URL_ENV = "CELERY_BROKER_URL"
+RESULT_BACKEND_ENV = "CELERY_RESULT_BACKEND"
 
 # Brokers that are also result stores, so results work with zero configuration.
 _SELF_STORING_SCHEMES = frozenset({"sqlite", "memory"})
@@ -328,8 +340,12 @@ class Settings:
                 object.__setattr__(self, name, checked)
 
     def effective_broker_url(self) -> str:
-        """The broker to use: broker_url, or one built from legacy broker_host & co.,
-        or the embedded SQLite broker in the current directory."""
+        """The broker to use: environment variable ``CELERY_BROKER_URL`` when set (it
+        wins over every setting, as in Celery), else broker_url, or one built from
+        legacy broker_host & co., or the embedded SQLite broker in the current directory."""
+        from_env = os.environ.get(BROKER_URL_ENV)
+        if from_env:
+            return from_env
         if self.broker_url:
             return self.broker_url
         if self.broker_host:
@@ -344,11 +360,12 @@ class Settings:
     def effective_result_backend(self) -> str | None:
         """The result store URL, or None when results are disabled.
 
-        result_backend when set (legacy 'database' and 'cache' resolve through
-        database_url and cache_backend); otherwise the broker itself when it can
-        store results (sqlite://, memory://); otherwise None.
+        Environment variable ``CELERY_RESULT_BACKEND`` when set (as in Celery, it
+        wins over every setting); else result_backend when set (legacy 'database'
+        and 'cache' resolve through database_url and cache_backend); otherwise the
+        broker itself when it can store results (sqlite://, memory://); otherwise None.
         """
-        backend = self.result_backend
+        backend = os.environ.get(RESULT_BACKEND_ENV) or self.result_backend
         if backend == "database" and self.database_url:
             return f"db+{self.database_url}"
         if backend == "cache" and self.cache_backend:

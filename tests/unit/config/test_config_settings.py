@@ -76,6 +76,22 @@ def test_effective_result_backend(broker: str | None, backend: str | None, expec
     assert s.effective_result_backend() == expected
 
 
+def test_celery_url_environment_variables_win_over_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As in Celery: a deployment points an unchanged project at other servers.
+    s = Settings(broker_url="redis://127.0.0.1:6379/5", result_backend="redis://127.0.0.1:6379/6")
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:6379/9")
+    monkeypatch.setenv("CELERY_RESULT_BACKEND", "redis://127.0.0.1:6379/10")
+    assert s.effective_broker_url() == "redis://127.0.0.1:6379/9"
+    assert s.effective_result_backend() == "redis://127.0.0.1:6379/10"
+    monkeypatch.setenv("CELERY_BROKER_URL", "memory://")
+    monkeypatch.delenv("CELERY_RESULT_BACKEND")
+    assert Settings().effective_result_backend() == "memory://"  # follows the env broker
+    monkeypatch.setenv("CELERY_BROKER_URL", "")  # empty means unset, as in Celery
+    assert s.effective_broker_url() == "redis://127.0.0.1:6379/5"
+
+
 def test_legacy_broker_pieces_build_a_url() -> None:
     s = Settings(broker_host="rabbit", broker_port=5672, broker_user="u", broker_password="p")
     assert s.effective_broker_url() == "amqp://u:p@rabbit:5672/"
