@@ -61,7 +61,8 @@ print("map", type(add.map([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])).__name__)
 # 6.5 错误处理
 print("upload", process_upload.delay('flaky.txt').get(timeout=30))
 print("fallback", process_image_with_fallback.delay('x.jpg').get(timeout=10))
-# 6.5's link_error=error_handler.s(): see docs/seeds-examples.md (gap G1), not run here.
+bad = add.apply_async((2, 'x'), link_error=error_handler.s())
+print("link_error", type(bad.get(timeout=10, propagate=False)).__name__)
 
 # 8.2 数据处理流水线
 workflow = (extract_logs.s('2025-03-23') | transform_logs.s() | load_to_database.s())
@@ -95,11 +96,15 @@ def test_tour_calling_results_canvas_and_errors(example, redis_url: str) -> None
         "map XMap",
         "upload None",
         "fallback b:x.jpg",
+        "link_error TypeError",
         "etl True",
         "countdown processed:/path/to/image.jpg SUCCESS",
     ]
     queues.wait_for(r"Task tasks\.process_data\[[0-9a-f-]+\] succeeded")
     main.wait_for(r"Task tasks\.process_upload\[[0-9a-f-]+\] retry", count=2)
+    # 6.5's global handler runs in the worker with (request, exc, traceback).
+    main.wait_for(r"sentry: .* TypeError\(")
+    main.wait_for(r"admin notified: ")
     main.wait_for(r"saved stats: \[\('alice', 2\), \('bob', 1\)\]")
 
 

@@ -322,6 +322,12 @@ def _describe(wire: Any) -> str:
 
 
 def _takes_request_exc_tb(task: Any) -> bool:
+    """Whether an errback is new-style: more than one positional parameter (Celery's rule).
+
+    Such an errback is called in the worker with ``(request, exc, traceback)``
+    whatever its parameters are named (the seeds' ``error_handler(task_id, exc,
+    traceback)`` is one); a one-argument errback is sent as a task with the id.
+    """
     import inspect
 
     try:
@@ -330,5 +336,11 @@ def _takes_request_exc_tb(task: Any) -> bool:
         return False
     if task.bind:
         params = params[1:]
-    names = [p.name for p in params[:3]]
-    return len(params) >= 3 and names[:1] == ["request"]
+    positional = 0
+    for param in params:
+        if param.kind is inspect.Parameter.VAR_POSITIONAL:
+            return True
+        if param.kind in (inspect.Parameter.POSITIONAL_ONLY,
+                          inspect.Parameter.POSITIONAL_OR_KEYWORD):
+            positional += 1
+    return positional > 1
