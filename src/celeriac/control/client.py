@@ -45,7 +45,10 @@ Replies = list[dict[str, Any]]
 
 async def acall(app: App, request: ControlRequest, *, reply: bool = True,
                 timeout: float = 1.0, limit: int | None = None) -> Replies:
-    """Broadcast ``request``; with ``reply``, the ``{node: answer}`` replies heard in time."""
+    """Broadcast ``request``; with ``reply``, the ``{node: answer}`` replies heard within
+    ``timeout`` (or until ``limit`` arrived: by default as many as ``destination`` names)."""
+    if limit is None and request.destination:
+        limit = len(request.destination)  # as kombu: stop once every addressee answered
     transport = app.new_transport()
     await transport.connect()
     try:
