@@ -103,7 +103,8 @@ class CeleryProcess(CliProcess):
 
 def run_python(code: str, cwd: Path, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     """Run ``python -c code`` in ``cwd`` (the way a user would from a second shell)."""
-    env = {**os.environ, "PYTHONPATH": str(cwd)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(cwd), os.environ.get("PYTHONPATH", "")]).strip(os.pathsep)}
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, text=True,
                           capture_output=True, timeout=timeout)
 

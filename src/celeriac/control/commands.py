@@ -142,12 +142,12 @@ async def rate_limit(handle: WorkerHandle, args: Mapping[str, Any]) -> Any:
     """Set ``task_name``'s ``rate_limit`` (``"10/m"``; 0/None removes it)."""
     name = args.get("task_name")
     if not isinstance(name, str) or handle.task(name) is None:
-        return error(f"unknown task {name!r}")
+        return error("unknown task")
     rate = args.get("rate_limit")
     try:
-        handle.set_rate_limit(name, rate)
+        handle.set_rate_limit(name, rate or None)
     except (ValueError, TypeError) as exc:
-        return error(f"invalid rate limit string: {exc}")
+        return error(f"Invalid rate limit string: {exc!r}")
     if not rate:
         return ok("rate limit disabled successfully")
     return ok("new rate limit set successfully")
@@ -157,7 +157,7 @@ async def time_limit(handle: WorkerHandle, args: Mapping[str, Any]) -> Any:
     """Set ``task_name``'s ``soft`` and ``hard`` time limits (seconds)."""
     name = args.get("task_name")
     if not isinstance(name, str) or handle.task(name) is None:
-        return error(f"unknown task {name!r}")
+        return error("unknown task")
     try:
         soft = float(args["soft"]) if args.get("soft") is not None else None
         hard = float(args["hard"]) if args.get("hard") is not None else None

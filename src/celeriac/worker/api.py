@@ -161,8 +161,12 @@ class WorkerHandle:
 
     # -- changes ---------------------------------------------------------------------
     def set_rate_limit(self, task_name: str, rate: str | float | None) -> None:
-        """Change ``task_name``'s rate limit now (``None``/0 removes it)."""
+        """Change ``task_name``'s rate limit now (``None``/0 removes it); the task's
+        ``rate_limit`` attribute follows, so ``registered`` shows it as Celery does."""
         self._worker.set_rate_limit(task_name, rate)
+        task = self.task(task_name)
+        if task is not None:
+            task.rate_limit = rate or None
 
     def rate_limit(self, task_name: str) -> float | None:
         """``task_name``'s rate in tasks per second here (``None``: unlimited)."""
