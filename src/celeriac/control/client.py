@@ -1,7 +1,7 @@
 """``app.control`` and ``app.control.inspect()``: remote control from a client.
 
 Each call opens its own broker connection, declares the app's pidbox reply
-queue when a reply is wanted, broadcasts the request on ``celery.pidbox`` and
+queue when a reply is wanted, broadcasts the request on the pidbox fanout exchange and
 collects ``{nodename: answer}`` replies whose ticket matches until ``timeout``
 passes (or ``limit`` workers answered), then closes the connection. Control
 calls are rare admin calls, so the sync face runs the coroutine on a short-lived

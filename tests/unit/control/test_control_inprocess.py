@@ -41,7 +41,8 @@ def test_inspect_shapes(app: Celery) -> None:
         inspect = app.control.inspect(["w1@t"], timeout=5.0)
         assert inspect.ping() == {"w1@t": {"ok": "pong"}}
         assert app.control.ping(timeout=5.0, limit=1) == [{"w1@t": {"ok": "pong"}}]
-        assert inspect.registered() == {"w1@t": ["t.add", "t.wait"]}
+        registered = inspect.registered()  # (other tests' shared tasks may be there too)
+        assert registered is not None and {"t.add", "t.wait"} <= set(registered["w1@t"])
         stats = inspect.stats()
         assert stats is not None and stats["w1@t"]["pid"] == worker.pid
         queues = inspect.active_queues()
