@@ -155,3 +155,19 @@ def test_shutdown_is_warm_and_loses_nothing(project: Project) -> None:
     assert result.get(timeout=10) == 2
     assert app.transport.queue_length_sync("ctl-stop") == 0
     app.transport.close_sync()
+
+
+def test_scheduled_lists_eta_tasks_the_worker_holds(project: Project, worker: str) -> None:
+    app = project.client()
+    result = app.send_task("ctl.add", (8, 8), countdown=600)
+    try:
+        if project.kind == "amqp":
+            # RabbitMQ cannot hold an ETA message: the worker keeps it, unacked, until due.
+            held = _until(lambda: [e for e in _inspect(app, worker, "scheduled") or []
+                                   if e["request"]["id"] == result.id], "the ETA task")
+            assert held[0]["eta"] is not None and held[0]["request"]["name"] == "ctl.add"
+        else:
+            # Redis holds it in celeriac's delayed set: nothing waits in the worker.
+            assert _inspect(app, worker, "scheduled") == []
+    finally:
+        app.control.revoke(result.id)
