@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.procs import CELERIAC, CELERY, run_python
+from tests.helpers.procs import CELERIAC, CELERY, CeleryProcess, run_python
 from tests.interop._sides import TO_CELERIAC, TO_CELERY, start_celeriac, start_celery
 
 HOST = socket.gethostname()
@@ -120,3 +120,23 @@ out = {{"ping": insp.ping(), "pool": stats["pool"]["max-concurrency"],
     assert out["ping"] == {CELERY_NODE: {"ok": "pong"}}
     assert out["pool"] == 2 and out["queues"] == [TO_CELERY]
     assert out["revoke"] == [{CELERY_NODE: {"ok": "tasks {'ctl-x'} flagged as revoked"}}]
+
+
+def test_a_celery_worker_starting_with_mingle_syncs_with_celeriac(interop_dir: Path,
+                                                                  workers: None) -> None:
+    # Celery workers greet the cluster at start-up ("hello") and merge the revoked
+    # ids they hear back; a celeriac worker's answer must not break that.
+    revoked = _cli(CELERIAC, "celeriac_side", interop_dir, "control", "revoke", "mingle-id",
+                   "-d", CELERIAC_NODE)
+    assert revoked.returncode == 0, revoked.stdout + revoked.stderr
+    proc = CeleryProcess(["-A", "celery_side", "worker", "-l", "INFO", "-Q", "ctl-mingle",
+                          "-n", f"celery-mingle@{HOST}", "--without-gossip"], interop_dir)
+    try:
+        proc.wait_for(r"@\S+ ready\.", timeout=60)
+        assert proc.wait_for(r"mingle: sync with \d+ nodes", timeout=1)
+        assert "Traceback" not in proc.output
+        out = _cli(CELERY, "celery_side", interop_dir, "inspect", "revoked", "-d",
+                   f"celery-mingle@{HOST}")
+        assert "mingle-id" in out.stdout
+    finally:
+        proc.stop()
