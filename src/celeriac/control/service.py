@@ -46,6 +46,9 @@ class ControlService:
         except (CeleriacError, LookupError, TypeError, ValueError) as exc:
             logger.warning("control command %s failed: %s", request.method, exc)
             return error(f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # a command's bug must not end the pidbox subscription
+            logger.exception("control command %s failed", request.method)
+            return error(f"{type(exc).__name__}: {exc}")
 
     async def handle(self, request: ControlRequest) -> None:
         """Run ``request`` and send the reply it asks for."""
@@ -61,7 +64,7 @@ class ControlService:
                                           exchange=request.reply_exchange)
         try:
             await self.worker.reply(envelope)
-        except CeleriacError as exc:
+        except (CeleriacError, OSError) as exc:
             logger.warning("could not send the reply to %s: %s", request.method, exc)
 
 

@@ -116,6 +116,13 @@ def test_revoke_with_reply_and_unknown_command(app: Celery) -> None:
         assert app.control.inspect(timeout=5.0, limit=1).revoked() == {"w1@t": ["abc"]}
         replies = app.control.broadcast("frobnicate", reply=True, timeout=5.0, limit=1)
         assert replies == [{"w1@t": {"error": "unknown command 'frobnicate'"}}]
+        replies = app.control.broadcast("pool_grow", {"n": "many"}, reply=True, timeout=5.0,
+                                        limit=1)
+        assert replies == [{"w1@t": {"error": "pool_grow needs a whole number n"}}]
+        replies = app.control.broadcast("rate_limit", {"task_name": "t.add"}, reply=True,
+                                        timeout=5.0, limit=1)  # no rate: removes the limit
+        assert replies == [{"w1@t": {"ok": "rate limit disabled successfully"}}]
+        assert app.control.inspect(timeout=5.0, limit=1).ping() == {"w1@t": {"ok": "pong"}}
 
 
 def test_events_switches_answer_honestly(app: Celery) -> None:
