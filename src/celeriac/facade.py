@@ -2,38 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from celeriac.app.core import App
+from celeriac.control.client import Control
+from celeriac.control.service import attach
 
 __all__ = ["Celeriac", "Celery"]
-
-
-class _Control:
-    """``app.control``: ``revoke``/``terminate`` for now (the remote-control room adds the rest)."""
-
-    def __init__(self, app: App) -> None:
-        self.app = app
-
-    def revoke(self, task_id: str | Sequence[str], destination: Sequence[str] | None = None,
-               terminate: bool = False, signal: str | int = "SIGTERM", **kwargs: Any) -> None:
-        """Revoke ``task_id`` (or a list of ids) on every worker (or ``destination``)."""
-        self.app.revoke(task_id, terminate=terminate, signal=signal, destination=destination)
-
-    def terminate(self, task_id: str | Sequence[str], destination: Sequence[str] | None = None,
-                  signal: str | int = "SIGTERM", **kwargs: Any) -> None:
-        """Revoke and stop ``task_id`` where it runs (``revoke(terminate=True)``)."""
-        self.revoke(task_id, destination, terminate=True, signal=signal)
 
 
 class Celery(App):
     """A celeriac application, named as in Celery: ``app = Celery('tasks', broker=...)``."""
 
     @property
-    def control(self) -> _Control:
-        """Remote control of the workers (``app.control.revoke(id, terminate=True)``)."""
-        return _Control(self)
+    def control(self) -> Control:
+        """Remote control of the workers (``app.control.inspect().ping()``,
+        ``app.control.rate_limit(...)``, ``app.control.revoke(id, terminate=True)``)."""
+        return Control(self)
+
+    def attach_worker_rooms(self, worker: Any) -> None:
+        """Attach the remote-control service to each worker of this app (unless
+        ``worker_enable_remote_control`` is off: then only revokes are applied)."""
+        if self.conf.settings.worker_enable_remote_control:
+            attach(worker)
 
     def Worker(self, **options: Any) -> Any:
         """A :class:`~celeriac.worker.worker.Worker` for this app."""

@@ -200,3 +200,23 @@ out = [sent, now.get(timeout=20), time.time(), late.get(timeout=30)]
     # Same machine, same clock.
     assert ran >= sent + 2.0 - 0.01
     assert ran - sent < 15
+
+
+def test_remote_control_reaches_the_other_sides_worker(side: tuple[Path, str]) -> None:
+    # Each client's app.control against the other implementation's worker, over
+    # RabbitMQ's pidbox exchanges (the only worker on this vhost answers).
+    code = """
+insp = app.control.inspect(timeout=10, limit=1)
+ping = insp.ping()
+queues = insp.active_queues()
+out = [list(ping.values()), [q["name"] for qs in queues.values() for q in qs],
+       list(app.control.rate_limit("amqpx.add", "100/m", reply=True, timeout=10,
+                                   limit=1)[0].values())]
+"""
+    assert client_run(side, code) == [
+        [{"ok": "pong"}], [_DIRECTIONS[_direction(side)][2]],
+        [{"ok": "new rate limit set successfully"}]]
+
+
+def _direction(side: tuple[Path, str]) -> str:
+    return next(d for d, (client, _, _) in _DIRECTIONS.items() if client == side[1])

@@ -316,6 +316,11 @@ class App:
             backend.store_sync(ResultMeta(one, states.REVOKED, wire, children=None,
                                           date_done=now_iso()))
 
+    def attach_worker_rooms(self, worker: Any) -> None:
+        """Called by each worker this app builds, before it runs: rooms above the
+        worker (remote control) attach to it here. The plain App attaches none;
+        ``celeriac.Celery`` attaches the remote-control service."""
+
     def setup_security(self, allowed_serializers: Sequence[str] | None = None,
                        key: str | None = None, key_password: bytes | str | None = None,
                        cert: str | None = None, store: str | None = None,

@@ -1,4 +1,10 @@
 """Remote control (Celery-compatible pidbox broadcast): a room beside the worker.
 
-Not built yet; revoke reaches workers through the transport broadcast.
+:mod:`~celeriac.control.client` is ``app.control`` / ``app.control.inspect()``;
+:mod:`~celeriac.control.service` answers requests inside each worker with the
+commands of :mod:`~celeriac.control.commands`.
 """
+
+from celeriac.control.client import Control, Inspect
+
+__all__ = ["Control", "Inspect"]

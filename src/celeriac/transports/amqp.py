@@ -634,6 +634,14 @@ class AMQPTransport(Transport):
 
         await self._with_retry(run)
 
+    async def publish_reply(self, envelope: Envelope) -> None:
+        """Publish a control reply, declaring its (reply) exchange as Celery does first."""
+        async def run(link: _Link) -> None:
+            await self._broadcast_exchange(link, envelope.exchange)
+            await self._publish_on(link, envelope)
+
+        await self._with_retry(run)
+
     async def subscribe(self, exchange: str, binding_keys: Sequence[str],
                         handler: OnBroadcast) -> None:
         """Feed ``handler`` from a private exclusive queue bound with ``binding_keys``;

@@ -234,6 +234,11 @@ class Transport(abc.ABC):
         until cancelled (runs forever; the caller owns the task)."""
         raise TypeError(f"{type(self).__name__} has no broadcast support")
 
+    async def publish_reply(self, envelope: Envelope) -> None:
+        """Send a control reply to a client's private queue via ``envelope.exchange``;
+        a reply no queue is bound for (its client left) may be dropped."""
+        await self.publish(envelope)
+
     def describe(self) -> str:
         """The URL with any password masked, for banners and error messages."""
         return mask_url(self.url)

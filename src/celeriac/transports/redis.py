@@ -399,6 +399,15 @@ class RedisTransport(RedisConsuming, Transport):
         await self._retrying("broadcasting", lambda: self._async_client().publish(
             channel, element))  # fmt: skip
 
+    async def publish_reply(self, envelope: Envelope) -> None:
+        """Publish a control reply with freshly read bindings (clients come and go);
+        dropped, as kombu does, when no queue is bound for it."""
+        key = keys.binding_set_key(envelope.exchange)
+        self._remember_bindings(envelope.exchange, await self._retrying(
+            "reading bindings", partial(self._async_client().smembers, key)))  # fmt: skip
+        if self._cached_route(envelope):
+            await self.publish(envelope)
+
     async def subscribe(
         self, exchange: str, binding_keys: Sequence[str], handler: OnBroadcast
     ) -> None:

@@ -11,10 +11,11 @@ arrives or before it starts (after an ETA or rate-limit wait), and with
 cancelled; a thread cannot be stopped, so it only ends REVOKED if it had not
 started).
 
-Other pidbox methods are left to the remote-control service; this listener
-handles only ``revoke``. Before the worker reports ``ready`` the listener
-proves its subscription live by receiving a ``ping`` addressed to this node
-alone, so a revoke sent after ``ready`` is never missed.
+Other pidbox methods (and replies) are left to the remote-control service
+(:attr:`RevokeListener.on_request`); this listener applies only ``revoke``.
+Before the worker reports ``ready`` the listener proves its subscription
+live by receiving a ``ping`` addressed to this node alone, so a revoke sent
+after ``ready`` is never missed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from celeriac.errors import ContentDisallowed, DecodeError, OperationalError
@@ -50,6 +52,9 @@ class RevokeListener:
         self._live = asyncio.Event()
         self._probe_ticket = f"probe-{worker.hostname}-{time.time()}"
         self.supported = True
+        #: The remote-control service (``celeriac.control``) answers every other
+        #: request for this node here, and replies to revokes that want a reply.
+        self.on_request: Callable[[ControlRequest], Awaitable[None]] | None = None
 
     async def run(self) -> None:
         """Deliver broadcasts to :meth:`handle` until cancelled."""
@@ -89,16 +94,17 @@ class RevokeListener:
         if request.method == _PROBE_METHOD and request.arguments.get("probe") == self._probe_ticket:
             self._live.set()
             return
-        if request.method != REVOKE_METHOD:
-            return
         if request.expires is not None and request.expires < time.time():
             return
-        try:
-            order = revoke_order(request)
-        except DecodeError as exc:
-            logger.warning("ignored a revoke request: %s", exc)
-            return
-        await self.apply(order.task_ids, terminate=order.terminate, signum=order.signum)
+        if request.method == REVOKE_METHOD:
+            try:
+                order = revoke_order(request)
+            except DecodeError as exc:
+                logger.warning("ignored a revoke request: %s", exc)
+                return
+            await self.apply(order.task_ids, terminate=order.terminate, signum=order.signum)
+        if self.on_request is not None:
+            await self.on_request(request)
 
     async def apply(self, task_ids: list[str], *, terminate: bool = False,
                     signum: int = 15) -> None:

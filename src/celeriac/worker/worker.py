@@ -161,6 +161,7 @@ class Worker:
         self.completion = Completion(app, self.transport, self.backend, self.hostname)
         self.consumer: Consumer | None = None
         self.revokes = RevokeListener(self)
+        app.attach_worker_rooms(self)  # remote control (the facade's app attaches it)
         self._stop = asyncio.Event()
         self._cold = False
         self.ready = asyncio.Event()
