@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
 from typing import Any
 
 from celeriac.app.core import App
@@ -25,6 +27,23 @@ class Celery(App):
         ``worker_enable_remote_control`` is off: then only revokes are applied)."""
         if self.conf.settings.worker_enable_remote_control:
             attach(worker)
+
+    def start(self, argv: list[str] | None = None) -> None:
+        """Run the ``celeriac`` command line with this app, as Celery's ``app.start()``:
+        ``python tasks.py worker --loglevel=INFO`` runs a worker when ``tasks.py`` ends
+        with ``if __name__ == '__main__': app.start()``."""
+        # The CLI is the composition root above this module: reached at call
+        # time only (docs/decisions.md, "app.start()").
+        cli_main = importlib.import_module("celeriac.cli.main").main
+        cli_main(list(argv) if argv is not None else sys.argv[1:], app=self)
+
+    def worker_main(self, argv: list[str] | None = None) -> None:
+        """Run a worker from command-line arguments (``app.worker_main(['worker', '-c', '2'])``);
+        ``worker`` is added in front when missing."""
+        args = list(argv) if argv is not None else sys.argv[1:]
+        if "worker" not in args:
+            args.insert(0, "worker")
+        self.start(args)
 
     def Worker(self, **options: Any) -> Any:
         """A :class:`~celeriac.worker.worker.Worker` for this app."""

@@ -95,6 +95,12 @@ class CliProcess:
         self._reader.join(5)
 
 
+class PythonProcess(CliProcess):
+    """``python <args>`` (a user's own script) with the same line collection and waits."""
+
+    binary = sys.executable
+
+
 class CeleryProcess(CliProcess):
     """A real Celery ``celery`` subprocess (same line collection and waits)."""
 

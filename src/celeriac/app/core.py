@@ -28,7 +28,7 @@ from celeriac.app.registry import TaskRegistry
 from celeriac.app.result import AsyncResult, GroupResult
 from celeriac.app.routing import Router
 from celeriac.app.security import setup_security
-from celeriac.app.task import Task
+from celeriac.app.task import Task, default_task_name
 from celeriac.backends.base import BackendOptions, ResultBackend
 from celeriac.backends.registry import backend_for_url
 from celeriac.canvas import set_app_resolver
@@ -155,7 +155,7 @@ class App:
     def _register(self, fun: Callable[..., Any], options: dict[str, Any]) -> Task[Any, Any]:
         opts = dict(options)
         base = opts.pop("base", None) or self.task_cls
-        name = opts.get("name") or f"{fun.__module__}.{fun.__name__}"
+        name = opts.get("name") or default_task_name(fun, self.main)
         existing: Task[Any, Any] | None = self.tasks.get(name)
         if existing is not None and existing.run is fun:
             return existing

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from celeriac.app.result import AsyncResult, EagerResult
     from celeriac.canvas import Signature
 
-__all__ = ["Task", "TaskOptions"]
+__all__ = ["Task", "TaskOptions", "default_task_name"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -63,6 +63,15 @@ TaskOptions: dict[str, Any] = {
     "shadow_name": None,
 }
 
+
+
+def default_task_name(fun: Callable[..., Any], main: str | None) -> str:
+    """``module.function``; a task defined in a script run as ``__main__`` takes the app's
+    main name as its module (as Celery does), so clients importing that module agree."""
+    module = fun.__module__
+    if module == "__main__" and main:
+        module = main
+    return f"{module}.{fun.__name__}"
 
 class Task(Generic[P, R]):
     """A task: the function, its options and how to call it (locally or remotely).
@@ -119,7 +128,7 @@ class Task(Generic[P, R]):
             if value is not None or key in ("ignore_result",):
                 setattr(self, key, value)
         if not self.name:
-            self.name = f"{fun.__module__}.{self.__name__}"
+            self.name = default_task_name(fun, self.app.main)
         self.is_async = inspect.iscoroutinefunction(fun)
         self._signature = inspect.signature(fun)
         self._positional_range = _positional_range(self._signature, bool(self.bind))

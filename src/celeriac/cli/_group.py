@@ -42,9 +42,11 @@ def cli(ctx: click.Context, app_spec: str | None, broker: str | None,
 
 
 def load_app(ctx: click.Context) -> Any:
-    """The app from ``-A`` with ``--broker``/``--result-backend`` applied."""
+    """The app from ``-A`` (or given by ``app.start()``) with ``--broker``/``--result-backend``
+    applied."""
     spec = ctx.obj.get("app_spec")
-    if not spec:
+    given = ctx.obj.get("app")
+    if not spec and given is None:
         raise click.UsageError("no app given: pass -A/--app module (e.g. celeriac -A tasks worker)")
     # As in Celery, -b/--result-backend also set the environment variables that
     # override the app's URLs, so they win over an inherited CELERY_BROKER_URL
@@ -53,7 +55,7 @@ def load_app(ctx: click.Context) -> Any:
         os.environ[BROKER_URL_ENV] = ctx.obj["broker"]
     if ctx.obj.get("result_backend"):
         os.environ[RESULT_BACKEND_ENV] = ctx.obj["result_backend"]
-    app = find_app(spec)
+    app = find_app(spec) if spec else given
     if ctx.obj.get("broker"):
         app.conf.broker_url = ctx.obj["broker"]
     if ctx.obj.get("result_backend"):
