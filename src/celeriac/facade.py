@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from celeriac.app.core import App
+from celeriac.events import Events, worker_dispatcher
 
 __all__ = ["Celeriac", "Celery"]
 
@@ -35,11 +36,18 @@ class Celery(App):
         """Remote control of the workers (``app.control.revoke(id, terminate=True)``)."""
         return _Control(self)
 
+    @property
+    def events(self) -> Events:
+        """Event receivers and cluster state (``app.events.Receiver(handlers={...})``)."""
+        return Events(self)
+
     def Worker(self, **options: Any) -> Any:
-        """A :class:`~celeriac.worker.worker.Worker` for this app."""
+        """A :class:`~celeriac.worker.worker.Worker` for this app (worker events on;
+        task events with ``send_events=True`` or ``worker_send_task_events``)."""
         from celeriac.worker.worker import Worker, WorkerOptions
 
-        return Worker(self, WorkerOptions(**options))
+        opts = WorkerOptions(**options)
+        return Worker(self, opts, events=worker_dispatcher(self, opts.send_events))
 
 
 Celeriac = Celery

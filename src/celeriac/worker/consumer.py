@@ -174,6 +174,7 @@ class Consumer:
         if request.expired():
             await self._revoked(request, expired=True)
             return
+        self.worker.events.task_received(request)
         eta = request.eta_timestamp()
         if eta is not None and eta > time.time() + 0.005:
             await self._hold(request, eta)
