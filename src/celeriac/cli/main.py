@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from celeriac.cli import beat, call, worker
+from celeriac.cli import beat, call, events, worker
 from celeriac.cli._group import cli
 
 __all__ = ["cli", "main"]
 
-_SUBCOMMANDS = (beat, call, worker)
+_SUBCOMMANDS = (beat, call, events, worker)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -145,6 +145,7 @@ class Consumer:
             return None
         if logger.isEnabledFor(logging.INFO):
             logger.info("Received task: %s[%s]", request.display_name, request.id)
+        self.worker.events.task_received(request)
         return request
 
     async def accept_delivery(self, delivery: Delivery) -> None:
