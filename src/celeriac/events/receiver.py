@@ -30,6 +30,7 @@ from celeriac.protocol.events import (
     ALL_EVENTS,
     PROBE_TYPE,
     event_envelope,
+    event_routing_key,
     parse_events,
     probe_event,
 )
@@ -99,8 +100,11 @@ class EventReceiver:
         if own:
             await tr.connect()
         try:
+            keys = self.binding_keys
+            if ALL_EVENTS not in keys:  # the probe of wait_ready() must come through
+                keys = (*keys, event_routing_key(PROBE_TYPE))
             subscription = asyncio.ensure_future(
-                tr.subscribe(EVENT_EXCHANGE, self.binding_keys, self._on_envelope))
+                tr.subscribe(EVENT_EXCHANGE, keys, self._on_envelope))
             stop = asyncio.ensure_future(self._stop.wait())
             try:
                 await asyncio.wait({subscription, stop}, timeout=timeout,
