@@ -2,7 +2,8 @@
 
 As ``celery events --dump``: ``<hostname> [<time UTC>] <type> uuid=<id> k=v ...``.
 ``--dump`` is accepted for Celery's command line (dumping is the only mode).
-Ctrl-C ends it.
+The "listening" line is printed once the subscription is live (a probe event
+came back), so events published after it are shown. Ctrl-C ends it.
 """
 
 from __future__ import annotations
@@ -38,8 +39,6 @@ def events(ctx: click.Context, dump: bool, workers_only: bool, limit: int | None
     keys = ("worker.#",) if workers_only else ("#",)
     receiver = EventReceiver(app, {"*": show}, binding_keys=keys)
     transport = app.new_transport()
-    click.echo(f"-> celeriac events: listening on {transport.describe()} (Ctrl-C to stop)",
-               err=True)
     try:
         asyncio.run(_capture(receiver, transport, limit, timeout))
     except KeyboardInterrupt:
@@ -57,7 +56,15 @@ async def _capture(receiver: EventReceiver, transport: Any, limit: int | None,
         loop.add_signal_handler(signum, receiver.stop)
     await transport.connect()
     try:
-        await receiver.acapture(limit, timeout, transport=transport)
+        capture = asyncio.ensure_future(receiver.acapture(limit, timeout, transport=transport))
+        ready = asyncio.ensure_future(receiver.wait_ready(transport=transport))
+        await asyncio.wait({capture, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if ready.done() and ready.exception() is None:
+            click.echo(f"-> celeriac events: listening on {transport.describe()} "
+                       "(Ctrl-C to stop)", err=True)
+        else:
+            ready.cancel()
+        await capture
     finally:
         with contextlib.suppress(Exception):
             await transport.close()

@@ -151,7 +151,8 @@ class EventDispatcher(WorkerEvents):
                 timeout = min(timeout, self._first_at + self.flush_interval - now)
             if timeout > 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout)
+                    async with asyncio.timeout(timeout):
+                        await wake.wait()
             wake.clear()
             now = time.monotonic()
             if self._buffer and (len(self._buffer) >= self.batch_size
@@ -160,6 +161,7 @@ class EventDispatcher(WorkerEvents):
             if now >= next_beat:
                 await self._send_worker("heartbeat")
                 next_beat = now + self.heartbeat_interval
+            _reraise_swallowed_cancel()
 
     async def close(self) -> None:
         """Flush what waits, send ``worker-offline``, disconnect (bounded in time)."""
@@ -256,6 +258,18 @@ class EventDispatcher(WorkerEvents):
     def _on_task_revoked(self, request: Request, *, expired: bool) -> None:
         self._task("task-revoked", task_revoked_fields(request.id, terminated=False,
                                                        signum=None, expired=expired))
+
+
+def _reraise_swallowed_cancel() -> None:
+    """Raise ``CancelledError`` if this task was cancelled but the call returned anyway.
+
+    On Python 3.11, ``asyncio.wait_for`` (used inside redis-py's command send)
+    drops a cancellation that arrives as the inner call finishes; without this
+    check the worker's shutdown would wait for this loop forever.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _loadavg() -> tuple[float, ...]:

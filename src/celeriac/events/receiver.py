@@ -146,7 +146,8 @@ class EventReceiver:
                 while not self._ready.is_set():
                     await tr.broadcast(EVENT_EXCHANGE, probe)
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._ready.wait(), _PROBE_EVERY)
+                        async with asyncio.timeout(_PROBE_EVERY):
+                            await self._ready.wait()
         finally:
             if own:
                 await tr.close()
