@@ -39,7 +39,7 @@ from celeriac.protocol.events import (
     event_envelope,
     exception_repr,
     local_utcoffset,
-    task_event,
+    stamped,
     task_failed_fields,
     task_received_fields,
     task_rejected_fields,
@@ -220,8 +220,8 @@ class EventDispatcher(WorkerEvents):
     def _task(self, type_: str, fields: dict[str, Any]) -> None:
         self.clock += 1
         buffer = self._buffer
-        buffer.append(task_event(type_, hostname=self.hostname, pid=self.pid, clock=self.clock,
-                                 utcoffset=self.utcoffset, **fields))
+        buffer.append(stamped(type_, fields, hostname=self.hostname, utcoffset=self.utcoffset,
+                              pid=self.pid, clock=self.clock, timestamp=time.time()))
         size = len(buffer)
         if size == 1:
             self._first_at = time.monotonic()

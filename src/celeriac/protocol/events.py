@@ -43,6 +43,7 @@ __all__ = [
     "one_line",
     "parse_events",
     "probe_event",
+    "stamped",
     "task_event",
     "task_failed_fields",
     "task_received_fields",
@@ -98,6 +99,21 @@ def event(
     out["timestamp"] = timestamp if timestamp is not None else _time.time()
     out["type"] = type
     return out
+
+
+def stamped(
+    type: str,  # noqa: A002 - the wire field is called "type"
+    fields: Mapping[str, Any],
+    *,
+    hostname: str,
+    utcoffset: float,
+    pid: int,
+    clock: int,
+    timestamp: float,
+) -> dict[str, Any]:
+    """:func:`event` for hot paths: every common field given, one dict display."""
+    return {"hostname": hostname, "utcoffset": utcoffset, "pid": pid, "clock": clock,
+            **fields, "timestamp": timestamp, "type": type}
 
 
 def _typed(prefix: str, type_: str) -> str:
