@@ -154,3 +154,16 @@ async def test_receiver_limit_and_binding_keys(broker: str) -> None:
     finally:
         await transport.close()
     assert seen == ["worker-heartbeat", "worker-heartbeat"]
+
+
+async def test_clients_send_task_sent_from_async_and_bulk_sends(
+        watched: tuple[Celery, EventLog, ClusterState]) -> None:
+    app, log, _ = watched
+    one = await app.asend_task("ev.add", (1, 1))
+    many = app.send_many("ev.add", [(2, 2), (3, 3)])
+    ids = [one.id, *(r.id for r in many)]
+    await log.wait_for(lambda: all(log.of("task-sent", uuid=i) for i in ids), "task-sent x3")
+    sent = [log.of("task-sent", uuid=i)[0] for i in ids]
+    assert [e["args"] for e in sent] == ["(1, 1)", "(2, 2)", "(3, 3)"]
+    assert {e["routing_key"] for e in sent} == {QUEUE}
+    assert [e["clock"] for e in sent] == sorted(e["clock"] for e in sent)
