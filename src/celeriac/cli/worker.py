@@ -72,7 +72,7 @@ def banner(w: Worker) -> str:
         f"- ** ---------- .> results:     {info['results']}",
         f"- *** --- * --- .> concurrency: {w.concurrency} ({w.pool.name})",
         "-- ******* ---- .> task events: "
-        + ("ON" if getattr(w.events, "task_events", False)
+        + ("ON" if w.events.task_events
            else "OFF (enable -E to monitor tasks in this worker)"),
         "--- ***** ----- ",
         " -------------- [queues]",

@@ -41,6 +41,13 @@ class WorkerEvents:
     def worker_status(self, kind: str, **fields: Any) -> None:
         """Worker online/heartbeat/offline."""
 
+    #: Whether task events are being sent now.
+    task_events: bool = False
+
+    def set_task_events(self, enabled: bool) -> None:
+        """Turn task events on or off at run time (remote control's
+        ``enable_events``/``disable_events``). Default: events cannot be sent."""
+
     async def open(self, worker: Worker) -> None:
         """The worker is connected and about to consume (send ``worker-online``)."""
 
