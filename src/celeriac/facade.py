@@ -9,6 +9,7 @@ from typing import Any
 from celeriac.app.core import App
 from celeriac.control.client import Control
 from celeriac.control.service import attach
+from celeriac.events import Events, worker_dispatcher
 
 __all__ = ["Celeriac", "Celery"]
 
@@ -45,11 +46,18 @@ class Celery(App):
             args.insert(0, "worker")
         self.start(args)
 
+    @property
+    def events(self) -> Events:
+        """Event receivers and cluster state (``app.events.Receiver(handlers={...})``)."""
+        return Events(self)
+
     def Worker(self, **options: Any) -> Any:
-        """A :class:`~celeriac.worker.worker.Worker` for this app."""
+        """A :class:`~celeriac.worker.worker.Worker` for this app (worker events on;
+        task events with ``send_events=True`` or ``worker_send_task_events``)."""
         from celeriac.worker.worker import Worker, WorkerOptions
 
-        return Worker(self, WorkerOptions(**options))
+        opts = WorkerOptions(**options)
+        return Worker(self, opts, events=worker_dispatcher(self, opts.send_events))
 
 
 Celeriac = Celery

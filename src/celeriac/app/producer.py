@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from celeriac import signals
 from celeriac.app.context import current_request
 from celeriac.app.queues import queue_spec
+from celeriac.app.sent_events import SentEvents
 from celeriac.errors import OperationalError
 from celeriac.protocol.batch import EnvelopeBatch
 from celeriac.protocol.envelope import Envelope
@@ -115,6 +116,7 @@ class Producer:
         self._declared: set[str] = set()
         self._order_url: str | None = None
         self._order_low_first = False
+        self._sent_events: SentEvents | None = None
 
     def build(
         self,
@@ -224,7 +226,8 @@ class Producer:
         A chunk is an :class:`OutgoingBatch` (headers and properties built once,
         per call only id, args and body) when every call must get the same
         route and headers: no router function that could route calls apart, no
-        publish signal receiver that could edit each message's headers.
+        publish signal receiver that could edit each message's headers, no
+        ``task-sent`` events to send per message.
         Otherwise it is a list of individually built messages
         (:meth:`build_chunks`). Either way the messages are the same.
         """
@@ -232,7 +235,8 @@ class Producer:
             raise TypeError("a bulk send gives each call its own id; task_id is not allowed")
         if now is None:
             now = datetime.now(UTC)
-        if _publish_signals_connected() or not self.app.router.same_route_for_every_call(options):
+        if _publish_signals_connected() or self.app.conf.settings.task_send_sent_event or \
+                not self.app.router.same_route_for_every_call(options):
             yield from self.build_chunks(name, args_list, kwargs_list, options, task, size,
                                          now=now)
             return
@@ -307,6 +311,8 @@ class Producer:
         if notify:
             for out in outs:
                 self._after_publish(out)
+        if self.app.conf.settings.task_send_sent_event:
+            self._sent().send_sync(transport, outs)
 
     def send_batch_sync(self, batch: OutgoingBatch, options: Mapping[str, Any]) -> None:
         """Publish a bulk send's batch (one round trip on Redis), retrying per policy."""
@@ -378,8 +384,17 @@ class Producer:
         if notify:
             for out in outs:
                 self._after_publish(out)
+        if self.app.conf.settings.task_send_sent_event:
+            await self._sent().send_async(transport, outs)
 
     # -- helpers ----------------------------------------------------------------
+    def _sent(self) -> SentEvents:
+        """The ``task-sent`` publisher (made on first use)."""
+        if self._sent_events is None:
+            self._sent_events = SentEvents(self.app.origin,
+                                           self.app.conf.settings.event_serializer)
+        return self._sent_events
+
     def _undeclared(self, outs: Sequence[OutgoingTask]) -> list[str]:
         if len(outs) == 1:
             queue = outs[0].route.queue

@@ -15,6 +15,7 @@ from celeriac.beat.scheduler import Scheduler
 from celeriac.beat.stores import open_store
 from celeriac.cli._group import cli, load_app
 from celeriac.errors import ConfigurationError
+from celeriac.events import worker_dispatcher
 from celeriac.worker.logs import parse_level, setup_logging
 from celeriac.worker.worker import POOLS, Worker, WorkerOptions
 
@@ -71,7 +72,8 @@ def banner(w: Worker) -> str:
         f"- ** ---------- .> results:     {info['results']}",
         f"- *** --- * --- .> concurrency: {w.concurrency} ({w.pool.name})",
         "-- ******* ---- .> task events: "
-        + ("ON" if w.options.send_events else "OFF (enable -E to monitor tasks in this worker)"),
+        + ("ON" if w.events.task_events
+           else "OFF (enable -E to monitor tasks in this worker)"),
         "--- ***** ----- ",
         " -------------- [queues]",
     ]
@@ -134,7 +136,8 @@ async def _run(app: Any, options: WorkerOptions, beat_store: Any) -> int:
     if beat_store is not None:
         # -B: the beat scheduler runs as one more service in the worker's TaskGroup.
         services.append(Scheduler(app, beat_store).run)
-    w = Worker(app, options, services=services)
+    w = Worker(app, options, events=worker_dispatcher(app, options.send_events),
+               services=services)
     w.install_signal_handlers()
     click.echo(banner(w), err=True)
     return await w.run()

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from celeriac.app.core import App
+from celeriac.events import worker_dispatcher
 from celeriac.worker.worker import Worker, WorkerOptions
 
 __all__ = ["run_worker"]
@@ -28,7 +29,8 @@ def run_worker(app: App, *, pool: str = "threads", concurrency: int = 2,
     box: dict[str, Any] = {}
 
     async def main() -> None:
-        worker = Worker(app, WorkerOptions(pool=pool, concurrency=concurrency, **options))
+        opts = WorkerOptions(pool=pool, concurrency=concurrency, **options)
+        worker = Worker(app, opts, events=worker_dispatcher(app, opts.send_events))
         box["worker"] = worker
         box["loop"] = asyncio.get_running_loop()
         runner = asyncio.ensure_future(worker.run())

@@ -642,6 +642,12 @@ class AMQPTransport(Transport):
 
         await self._with_retry(run)
 
+    def broadcast_sync(self, exchange: str, envelope: Envelope) -> None:
+        """Blocking :meth:`broadcast` over the sync publisher (confirmed)."""
+        facts = exchange_facts(exchange)
+        self.sync.declare(Plan((DeclareExchange(exchange, facts.type, facts.durable),), ()))
+        self.sync.publish(envelope.with_route(exchange, envelope.routing_key))
+
     async def subscribe(self, exchange: str, binding_keys: Sequence[str],
                         handler: OnBroadcast) -> None:
         """Feed ``handler`` from a private exclusive queue bound with ``binding_keys``;

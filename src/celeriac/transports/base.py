@@ -227,6 +227,10 @@ class Transport(abc.ABC):
         """Publish to every current subscriber of a fanout/topic ``exchange``."""
         raise TypeError(f"{type(self).__name__} has no broadcast support")
 
+    def broadcast_sync(self, exchange: str, envelope: Envelope) -> None:
+        """Blocking :meth:`broadcast` over the sync client (``task-sent`` events)."""
+        raise TypeError(f"{type(self).__name__} has no sync broadcast support")
+
     async def subscribe(
         self, exchange: str, binding_keys: Sequence[str], handler: OnBroadcast
     ) -> None:

@@ -321,6 +321,10 @@ class MemoryTransport(Transport):
     # -- broadcast ---------------------------------------------------------
     async def broadcast(self, exchange: str, envelope: Envelope) -> None:
         """Hand ``envelope`` to every current subscriber of ``exchange`` whose keys match."""
+        self.broadcast_sync(exchange, envelope)
+
+    def broadcast_sync(self, exchange: str, envelope: Envelope) -> None:
+        """Blocking :meth:`broadcast` (the same: nothing here waits)."""
         store = self._store
         with store.lock:
             subscribers = list(store.subscribers)

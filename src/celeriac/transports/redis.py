@@ -408,6 +408,14 @@ class RedisTransport(RedisConsuming, Transport):
         if self._cached_route(envelope):
             await self.publish(envelope)
 
+    def broadcast_sync(self, exchange: str, envelope: Envelope) -> None:
+        """Blocking :meth:`broadcast` (PUBLISH over the sync client)."""
+        channel = (keys.topic_channel(self._target.db, exchange, envelope.routing_key)
+                   if self._is_topic(exchange, bool(envelope.routing_key))
+                   else keys.fanout_channel(self._target.db, exchange))
+        element = encode_element(envelope)
+        self._retrying_sync("broadcasting", lambda: self._sync_client().publish(channel, element))
+
     async def subscribe(
         self, exchange: str, binding_keys: Sequence[str], handler: OnBroadcast
     ) -> None:

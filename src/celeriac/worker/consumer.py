@@ -151,6 +151,7 @@ class Consumer:
             return None
         if logger.isEnabledFor(logging.INFO):
             logger.info("Received task: %s[%s]", request.display_name, request.id)
+        self.worker.events.task_received(request)
         return request
 
     async def accept_delivery(self, delivery: Delivery) -> None:
@@ -180,6 +181,7 @@ class Consumer:
         if request.expired():
             await self._revoked(request, expired=True)
             return
+        self.worker.events.task_received(request)
         eta = request.eta_timestamp()
         if eta is not None and eta > time.time() + 0.005:
             await self._hold(request, eta)

@@ -184,6 +184,7 @@ class Worker:
         await self.transport.declare(specs)
         self.consumer = Consumer(self)
         try:
+            await self.events.open(self)
             async with asyncio.TaskGroup() as group:
                 revokes = group.create_task(self.revokes.run())
                 if not await self.revokes.wait_live():
@@ -193,6 +194,7 @@ class Worker:
                 self.ready.set()
                 consumer_task = group.create_task(self.consumer.run())
                 maintain = group.create_task(self.transport.maintain())
+                events = group.create_task(self.events.run())
                 extras = [group.create_task(service()) for service in self.services]
                 await self._stop.wait()
                 for extra in extras:
@@ -208,6 +210,7 @@ class Worker:
                 await self.consumer.requeue_held()
                 maintain.cancel()
                 revokes.cancel()
+                events.cancel()
         finally:
             await self._close()
         return self.exitcode
@@ -242,6 +245,7 @@ class Worker:
     async def _close(self) -> None:
         if not self._cold:
             await self.pool.stop(cold=False)
+        await self.events.close()
         await self.transport.close()
         if self.backend is not None:
             await self.backend.close()
