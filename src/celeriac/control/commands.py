@@ -230,19 +230,20 @@ async def cancel_consumer(handle: WorkerHandle, args: Mapping[str, Any]) -> Any:
 
 
 async def enable_events(handle: WorkerHandle, args: Mapping[str, Any]) -> Any:
-    """celeriac cannot switch task events on at run time: says so."""
+    """Switch task events on (``-E`` at run time)."""
     if handle.events_enabled():
         return ok("task events already enabled")
-    return error("task events cannot be enabled at run time by celeriac: start the "
-                 "worker with -E")
+    if not handle.set_task_events(True):
+        return error("this worker has no event dispatcher: start it with -E")
+    return ok("task events enabled")
 
 
 async def disable_events(handle: WorkerHandle, args: Mapping[str, Any]) -> Any:
-    """celeriac cannot switch task events off at run time: says so."""
+    """Switch task events off; worker heartbeats go on."""
     if not handle.events_enabled():
         return ok("task events already disabled")
-    return error("task events cannot be disabled at run time by celeriac: restart the "
-                 "worker without -E")
+    handle.set_task_events(False)
+    return ok("task events disabled")
 
 
 COMMANDS: dict[str, Command] = {

@@ -227,7 +227,15 @@ class WorkerHandle:
 
     def events_enabled(self) -> bool:
         """Whether this worker sends task events."""
-        return not isinstance(self._worker.events, NoEvents)
+        return bool(self._worker.events.task_events)
+
+    def set_task_events(self, enabled: bool) -> bool:
+        """Switch task events on or off; False when this worker has no event
+        dispatcher to switch (events disabled altogether)."""
+        if isinstance(self._worker.events, NoEvents):
+            return False
+        self._worker.events.set_task_events(enabled)
+        return True
 
     def shutdown(self) -> None:
         """Begin a warm shutdown: stop fetching, finish and ack running tasks, exit."""

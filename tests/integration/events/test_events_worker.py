@@ -167,3 +167,34 @@ async def test_clients_send_task_sent_from_async_and_bulk_sends(
     assert [e["args"] for e in sent] == ["(1, 1)", "(2, 2)", "(3, 3)"]
     assert {e["routing_key"] for e in sent} == {QUEUE}
     assert [e["clock"] for e in sent] == sorted(e["clock"] for e in sent)
+
+
+async def test_enable_events_by_remote_control_turns_task_events_on_and_off(
+        watched: tuple[Celery, EventLog, ClusterState], broker: str, redis_url: str,
+        tmp_path: Path) -> None:
+    app, log, _ = watched
+    app.conf.task_send_sent_event = False
+    host = expand_hostname("ev1@%h")
+    worker = _start_worker(tmp_path, broker, redis_url)
+    try:
+        await log.wait_for(lambda: log.of("worker-online", hostname=host), "worker-online")
+        before = app.send_task("ev.add", (1, 1))
+        assert await asyncio.to_thread(before.get, 20) == 2
+        replies = await asyncio.to_thread(app.control.enable_events, reply=True, timeout=5.0,
+                                          destination=[host])
+        assert replies == [{host: {"ok": "task events enabled"}}]
+        during = app.send_task("ev.add", (2, 3))
+        assert await asyncio.to_thread(during.get, 20) == 5
+        await log.wait_for(lambda: log.of("task-succeeded", uuid=during.id), "task events")
+        replies = await asyncio.to_thread(app.control.disable_events, reply=True, timeout=5.0,
+                                          destination=[host])
+        assert replies == [{host: {"ok": "task events disabled"}}]
+        after = app.send_task("ev.add", (3, 4))
+        assert await asyncio.to_thread(after.get, 20) == 7
+        await log.wait_for(lambda: log.of("worker-heartbeat", hostname=host, processed=3),
+                           "a heartbeat after the last task")
+    finally:
+        worker.stop()
+    assert log.of("task-received", uuid=before.id) == []
+    assert log.of("task-started", uuid=during.id) and log.of("task-received", uuid=during.id)
+    assert log.of("task-received", uuid=after.id) == []

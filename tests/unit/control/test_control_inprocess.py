@@ -125,12 +125,19 @@ def test_revoke_with_reply_and_unknown_command(app: Celery) -> None:
         assert app.control.inspect(timeout=5.0, limit=1).ping() == {"w1@t": {"ok": "pong"}}
 
 
-def test_events_switches_answer_honestly(app: Celery) -> None:
-    with run_worker(app, hostname="w1@t"):
-        (reply,) = app.control.enable_events(reply=True, timeout=5.0, limit=1) or [{}]
-        assert "error" in reply["w1@t"] and "-E" in reply["w1@t"]["error"]
+def test_events_switches_turn_task_events_on_and_off(app: Celery) -> None:
+    with run_worker(app, hostname="w1@t") as worker:
+        assert not worker.events.task_events
         assert app.control.disable_events(reply=True, timeout=5.0, limit=1) == [
             {"w1@t": {"ok": "task events already disabled"}}]
+        assert app.control.enable_events(reply=True, timeout=5.0, limit=1) == [
+            {"w1@t": {"ok": "task events enabled"}}]
+        assert worker.events.task_events
+        assert app.control.enable_events(reply=True, timeout=5.0, limit=1) == [
+            {"w1@t": {"ok": "task events already enabled"}}]
+        assert app.control.disable_events(reply=True, timeout=5.0, limit=1) == [
+            {"w1@t": {"ok": "task events disabled"}}]
+        assert not worker.events.task_events
 
 
 def test_shutdown_stops_the_worker_warm(app: Celery) -> None:
