@@ -36,6 +36,8 @@ __all__ = ["CHANNEL", "ConsumerConnection", "ConsumerLost"]
 
 #: The one channel this connection consumes (and publishes) on.
 CHANNEL = 1
+#: Loop turns a publish waits for an ack to share its write (see ``publish``).
+HOLD_TURNS = 5
 _CLIENT_PROPERTIES: dict[str, Any] = {
     "product": "celeriac",
     "capabilities": {
@@ -74,6 +76,8 @@ class ConsumerConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._received = True
         self._silent = 0
+        self._held: list[bytes] = []
+        self._release_due = False
         #: Largest frame the broker accepts (from ``connection.tune``).
         self.frame_max = 131072
         #: The handshake is done and the channel open.
@@ -158,7 +162,22 @@ class ConsumerConnection(asyncio.Protocol):
         if self.lost is not None:
             raise self.lost
         assert self._transport is not None
+        if self._held:
+            data = b"".join(self._held) + data
+            self._held.clear()
         self._transport.write(data)
+
+    def _release(self, turns: int) -> None:
+        """Write held publishes if no other write took them within ``turns`` loop turns."""
+        if not self._held:
+            self._release_due = False
+            return
+        if turns > 1:
+            asyncio.get_running_loop().call_soon(self._release, turns - 1)
+            return
+        self._release_due = False
+        if self.lost is None:
+            self._write(b"")
 
     async def open(self, timeout: float) -> None:
         """Connect, log in, open the channel; raise on failure (the socket closed)."""
@@ -224,9 +243,20 @@ class ConsumerConnection(asyncio.Protocol):
         self._write(b"".join(wire.ack_frame(CHANNEL, tag, multiple) for tag, multiple in frames))
 
     def publish(self, frames: bytes) -> None:
-        """Write encoded ``basic.publish`` frames (channel :data:`CHANNEL`, no confirms):
-        the broker handles them before any ack written after them."""
-        self._write(frames)
+        """Send encoded ``basic.publish`` frames (channel :data:`CHANNEL`, no confirms):
+        the broker handles them before any ack sent after them.
+
+        They are held for a few loop turns so that the acks that usually follow
+        (a worker acks a task a few turns after its result is published) share
+        their write: one ``send`` and one broker read instead of two. Any other
+        write, or the last of those turns, takes them.
+        """
+        if self.lost is not None:
+            raise self.lost
+        self._held.append(frames)
+        if not self._release_due:
+            self._release_due = True
+            asyncio.get_running_loop().call_soon(self._release, HOLD_TURNS)
 
     def reject(self, delivery_tag: int, *, requeue: bool) -> None:
         """``basic.reject`` one delivery."""

@@ -4,7 +4,9 @@ Declarations, properties and headers are Celery's (see
 :mod:`celeriac.protocol.amqp_topology`), so Celery clients and workers share
 queues with celeriac. The async face runs on aiormq (the AMQP core under
 aio-pika); the sync face (``delay()``) is :class:`~._amqp_sync.SyncAMQP` on
-py-amqp. Both publish with confirms and return once the broker has confirmed;
+py-amqp. Both publish with confirms and return once the broker has confirmed
+(except a worker's rpc replies, which go out on the consuming channel ahead of
+the acks: :meth:`AMQPTransport.publish_ahead_of_acks`);
 with the transport option ``confirm_window=N`` (N > 1) a sync publish is
 pipelined instead (it returns once written; the confirm is awaited later, see
 :mod:`._amqp_sync`).
