@@ -77,6 +77,7 @@ class ConsumerConnection(asyncio.Protocol):
         self._received = True
         self._silent = 0
         self._held: list[bytes] = []
+        self._loop = asyncio.get_running_loop()  # made by the transport, in its loop
         self._release_due = False
         #: Largest frame the broker accepts (from ``connection.tune``).
         self.frame_max = 131072
@@ -173,7 +174,7 @@ class ConsumerConnection(asyncio.Protocol):
             self._release_due = False
             return
         if turns > 1:
-            asyncio.get_running_loop().call_soon(self._release, turns - 1)
+            self._loop.call_soon(self._release, turns - 1)
             return
         self._release_due = False
         if self.lost is None:
@@ -181,7 +182,7 @@ class ConsumerConnection(asyncio.Protocol):
 
     async def open(self, timeout: float) -> None:
         """Connect, log in, open the channel; raise on failure (the socket closed)."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         context = ssl.create_default_context() if self.params.ssl else None
         try:
             async with asyncio.timeout(timeout):
@@ -256,7 +257,7 @@ class ConsumerConnection(asyncio.Protocol):
         self._held.append(frames)
         if not self._release_due:
             self._release_due = True
-            asyncio.get_running_loop().call_soon(self._release, HOLD_TURNS)
+            self._loop.call_soon(self._release, HOLD_TURNS)
 
     def reject(self, delivery_tag: int, *, requeue: bool) -> None:
         """``basic.reject`` one delivery."""
