@@ -16,10 +16,13 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from celeriac.config.urls import mask_url
 from celeriac.protocol.results import ResultMeta
+
+if TYPE_CHECKING:
+    from celeriac.transports.base import Transport
 
 __all__ = ["BackendOptions", "ChordPart", "ResultBackend"]
 
@@ -80,6 +83,10 @@ class ResultBackend(abc.ABC):
 
     def close_sync(self) -> None:
         """Close sync connections; idempotent."""
+
+    def share_broker(self, transport: Transport) -> None:
+        """The worker's broker connection, which a backend may ride (rpc:// does:
+        its replies go out ahead of the acks). Default: not used."""
 
     # -- single results: async face -----------------------------------------
     @abc.abstractmethod

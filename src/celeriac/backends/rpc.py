@@ -44,6 +44,7 @@ from celeriac.protocol.results import ResultMeta, decode_meta, encode_meta
 from celeriac.protocol.serializers import content_type_for, serializer_name_for
 from celeriac.protocol.states import READY_STATES
 from celeriac.transports._amqp_common import (
+    AMQPParams,
     connect_error,
     lost_error,
     parse_amqp_url,
@@ -52,7 +53,7 @@ from celeriac.transports._amqp_common import (
 from celeriac.transports._amqp_replies import ReplyReader
 from celeriac.transports._amqp_sync import CONNECTION_ERRORS, SyncAMQP
 from celeriac.transports.amqp import AIO_ERRORS, AMQPTransport
-from celeriac.transports.base import QueueSpec, TransportOptions
+from celeriac.transports.base import QueueSpec, Transport, TransportOptions
 
 __all__ = ["RPCBackend"]
 
@@ -103,6 +104,7 @@ class RPCBackend(ResultBackend):
         self._async_events: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self._aconsumer: aiormq.abc.AbstractConnection | None = None
         self._aconsumer_lock: asyncio.Lock | None = None
+        self._broker: AMQPTransport | None = None
 
     def _reply_spec(self, queue: str) -> QueueSpec:
         return QueueSpec(name=queue, durable=True, auto_delete=True,
@@ -180,21 +182,34 @@ class RPCBackend(ResultBackend):
                 await consumer.close()
         await self.transport.close()
 
+    def share_broker(self, transport: Transport) -> None:
+        """In a worker: publish replies on its consuming connection when it is
+        the same broker and vhost (see :meth:`store_many`)."""
+        if isinstance(transport, AMQPTransport) and _same_broker(transport.params, self.params):
+            self._broker = transport
+
     async def store(self, meta: ResultMeta) -> None:
         """Publish ``meta`` to the reply queue of the client that sent the task."""
-        envelope = self._envelope(meta)
-        if envelope.routing_key not in self._declared:
-            await self.transport.declare([self._reply_spec(envelope.routing_key)])
-            self._declared.add(envelope.routing_key)
-        await self.transport.publish(envelope)
+        await self.store_many([meta])
 
     async def store_many(self, metas: Sequence[ResultMeta]) -> None:
-        """Publish several results pipelined: one wait for all their confirms."""
+        """Publish results to their reply queues; return once they are ahead of any ack.
+
+        In a worker that shares its broker connection (:meth:`share_broker`)
+        the replies are written on the consuming channel without confirms:
+        the broker routes them before it handles the acks written after them,
+        and a reply is transient anyway (docs/decisions-amqp.md). Otherwise
+        (no consuming connection yet, a resource alarm, a client) they are
+        published pipelined on the backend's own connection with one wait for
+        all their confirms.
+        """
         envelopes = [self._envelope(meta) for meta in metas]
         missing = {env.routing_key for env in envelopes} - self._declared
         if missing:
             await self.transport.declare([self._reply_spec(q) for q in sorted(missing)])
             self._declared |= missing
+        if self._broker is not None and self._broker.publish_ahead_of_acks(envelopes):
+            return
         await self.transport.publish_many([(env, None) for env in envelopes])
 
     async def _consuming(self) -> None:
@@ -413,6 +428,10 @@ class RPCBackend(ResultBackend):
     async def chord_part_return(self, part: ChordPart) -> list[ChordPart] | None:
         """Not supported by rpc: raises :class:`~celeriac.errors.ImproperlyConfigured`."""
         raise ImproperlyConfigured(_NO_CHORDS)
+
+
+def _same_broker(a: AMQPParams, b: AMQPParams) -> bool:
+    return (a.host, a.port, a.vhost, a.user, a.ssl) == (b.host, b.port, b.vhost, b.user, b.ssl)
 
 
 def _aio_properties(message: aiormq.abc.DeliveredMessage) -> dict[str, Any]:

@@ -9,8 +9,12 @@ delivered message: ~90 us of CPU per delivery. This connection is an
 for each message, in order, synchronously. Acks and rejects are written
 straight to the socket (one write per batch).
 
-It only consumes: handshake (PLAIN), channel 1, ``basic.qos``,
-``basic.consume``/``cancel``, ``basic.ack``/``reject``, heartbeats. Any
+It consumes: handshake (PLAIN), channel 1, ``basic.qos``,
+``basic.consume``/``cancel``, ``basic.ack``/``reject``, heartbeats. It also
+publishes, unconfirmed, what must reach the broker before the acks written
+after it (the worker's rpc replies, :meth:`publish`), and tracks
+``connection.blocked`` (a resource alarm) so that the owner can publish
+elsewhere meanwhile: a blocked connection is not read, acks included. Any
 ``connection.close``/``channel.close`` from the broker, a broker-side
 ``basic.cancel``, a missed heartbeat or a socket error ends it and calls
 ``on_lost`` once: delivery tags die with the channel, so the owner drops
@@ -28,9 +32,12 @@ from typing import Any, cast
 from celeriac.protocol import amqp_wire as wire
 from celeriac.transports._amqp_common import AMQPParams
 
-__all__ = ["ConsumerConnection", "ConsumerLost"]
+__all__ = ["CHANNEL", "ConsumerConnection", "ConsumerLost"]
 
-_CHANNEL = 1
+#: The one channel this connection consumes (and publishes) on.
+CHANNEL = 1
+#: Loop turns a publish waits for an ack to share its write (see ``publish``).
+HOLD_TURNS = 5
 _CLIENT_PROPERTIES: dict[str, Any] = {
     "product": "celeriac",
     "capabilities": {
@@ -69,6 +76,16 @@ class ConsumerConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._received = True
         self._silent = 0
+        self._held: list[bytes] = []
+        self._loop = asyncio.get_running_loop()  # made by the transport, in its loop
+        self._release_due = False
+        #: Largest frame the broker accepts (from ``connection.tune``).
+        self.frame_max = 131072
+        #: The handshake is done and the channel open.
+        self.opened = False
+        #: The broker announced a resource alarm (``connection.blocked``): it stops
+        #: reading a connection that publishes, until ``connection.unblocked``.
+        self.blocked = False
 
     # -- asyncio.Protocol ------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -110,6 +127,9 @@ class ConsumerConnection(asyncio.Protocol):
             self._end(ConsumerLost(f"the broker cancelled consumer {tag!r} "
                                    "(queue deleted?)"))
             return
+        if key == wire.CONNECTION_BLOCKED or key == wire.CONNECTION_UNBLOCKED:
+            self.blocked = key == wire.CONNECTION_BLOCKED
+            return
         waiter = self._waiter
         if waiter is not None and key in waiter[0] and not waiter[1].done():
             self._waiter = None
@@ -143,11 +163,26 @@ class ConsumerConnection(asyncio.Protocol):
         if self.lost is not None:
             raise self.lost
         assert self._transport is not None
+        if self._held:
+            data = b"".join(self._held) + data
+            self._held.clear()
         self._transport.write(data)
+
+    def _release(self, turns: int) -> None:
+        """Write held publishes if no other write took them within ``turns`` loop turns."""
+        if not self._held:
+            self._release_due = False
+            return
+        if turns > 1:
+            self._loop.call_soon(self._release, turns - 1)
+            return
+        self._release_due = False
+        if self.lost is None:
+            self._write(b"")
 
     async def open(self, timeout: float) -> None:
         """Connect, log in, open the channel; raise on failure (the socket closed)."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         context = ssl.create_default_context() if self.params.ssl else None
         try:
             async with asyncio.timeout(timeout):
@@ -160,15 +195,18 @@ class ConsumerConnection(asyncio.Protocol):
                                         self.params.password),
                     wire.CONNECTION_TUNE)
                 channel_max, frame_max, server_beat = wire.decode_tune(tune.args)
+                if frame_max:
+                    self.frame_max = frame_max
                 beat = self.params.heartbeat
                 beat = min(beat, server_beat) if beat and server_beat else beat or server_beat
                 self._write(wire.tune_ok_frame(channel_max, frame_max, beat))
                 await self._call(wire.open_frame(self.params.vhost), wire.CONNECTION_OPEN_OK)
-                await self._call(wire.channel_open_frame(_CHANNEL), wire.CHANNEL_OPEN_OK)
+                await self._call(wire.channel_open_frame(CHANNEL), wire.CHANNEL_OPEN_OK)
         except BaseException:
             self.abort()
             raise
         self._heartbeat = beat
+        self.opened = True
         if beat:
             self._timer = loop.call_later(beat / 2, self._beat)
 
@@ -190,24 +228,40 @@ class ConsumerConnection(asyncio.Protocol):
 
     async def qos(self, prefetch_count: int, *, global_: bool) -> None:
         """``basic.qos`` on the channel."""
-        await self._call(wire.qos_frame(_CHANNEL, prefetch_count, global_), wire.BASIC_QOS_OK)
+        await self._call(wire.qos_frame(CHANNEL, prefetch_count, global_), wire.BASIC_QOS_OK)
 
     async def consume(self, queue: str, consumer_tag: str) -> None:
         """Start delivering ``queue`` (manual acks) under ``consumer_tag``."""
-        await self._call(wire.consume_frame(_CHANNEL, queue, consumer_tag),
+        await self._call(wire.consume_frame(CHANNEL, queue, consumer_tag),
                          wire.BASIC_CONSUME_OK)
 
     async def cancel(self, consumer_tag: str) -> None:
         """Stop a consumer; deliveries already sent still arrive before the reply."""
-        await self._call(wire.cancel_frame(_CHANNEL, consumer_tag), wire.BASIC_CANCEL_OK)
+        await self._call(wire.cancel_frame(CHANNEL, consumer_tag), wire.BASIC_CANCEL_OK)
 
     def ack(self, frames: list[tuple[int, bool]]) -> None:
         """``basic.ack`` each ``(delivery tag, multiple)``, in one write."""
-        self._write(b"".join(wire.ack_frame(_CHANNEL, tag, multiple) for tag, multiple in frames))
+        self._write(b"".join(wire.ack_frame(CHANNEL, tag, multiple) for tag, multiple in frames))
+
+    def publish(self, frames: bytes) -> None:
+        """Send encoded ``basic.publish`` frames (channel :data:`CHANNEL`, no confirms):
+        the broker handles them before any ack sent after them.
+
+        They are held for a few loop turns so that the acks that usually follow
+        (a worker acks a task a few turns after its result is published) share
+        their write: one ``send`` and one broker read instead of two. Any other
+        write, or the last of those turns, takes them.
+        """
+        if self.lost is not None:
+            raise self.lost
+        self._held.append(frames)
+        if not self._release_due:
+            self._release_due = True
+            self._loop.call_soon(self._release, HOLD_TURNS)
 
     def reject(self, delivery_tag: int, *, requeue: bool) -> None:
         """``basic.reject`` one delivery."""
-        self._write(wire.reject_frame(_CHANNEL, delivery_tag, requeue))
+        self._write(wire.reject_frame(CHANNEL, delivery_tag, requeue))
 
     async def close(self, timeout: float = 2.0) -> None:
         """Close politely (the broker requeues what was not acked); idempotent."""

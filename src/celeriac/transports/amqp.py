@@ -4,7 +4,9 @@ Declarations, properties and headers are Celery's (see
 :mod:`celeriac.protocol.amqp_topology`), so Celery clients and workers share
 queues with celeriac. The async face runs on aiormq (the AMQP core under
 aio-pika); the sync face (``delay()``) is :class:`~._amqp_sync.SyncAMQP` on
-py-amqp. Both publish with confirms and return once the broker has confirmed;
+py-amqp. Both publish with confirms and return once the broker has confirmed
+(except a worker's rpc replies, which go out on the consuming channel ahead of
+the acks: :meth:`AMQPTransport.publish_ahead_of_acks`);
 with the transport option ``confirm_window=N`` (N > 1) a sync publish is
 pipelined instead (it returns once written; the confirm is awaited later, see
 :mod:`._amqp_sync`).
@@ -71,7 +73,7 @@ from celeriac.transports._amqp_common import (
     parse_amqp_url,
     plan_declarations,
 )
-from celeriac.transports._amqp_consumer import ConsumerConnection
+from celeriac.transports._amqp_consumer import CHANNEL, ConsumerConnection
 from celeriac.transports._amqp_sync import DEFAULT_CONFIRM_WINDOW, SyncAMQP
 from celeriac.transports.base import Delivery, OnBroadcast, QueueSpec, Transport, TransportOptions
 
@@ -114,6 +116,11 @@ def _confirm_window(value: Any) -> int:
     return window
 
 
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 def _envelope(message: aiormq.abc.DeliveredMessage) -> Envelope:
     props = message.header.properties
     mapping = {name: getattr(props, name, None) for name in AMQP_PROPERTY_NAMES}
@@ -139,7 +146,14 @@ class _Link:
         self.unacked: set[int] = set()
         self.handed: set[int] = set()
         self.declared: set[str] = set()  # repr() of what was declared
-        self.arrived = asyncio.Event()
+        #: Fetches waiting for a delivery (or for the link to break).
+        self.waiters: set[asyncio.Future[None]] = set()
+
+    def wake(self) -> None:
+        """Wake every waiting fetch (a delivery arrived or the link broke)."""
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def ready(self, queues: Sequence[str]) -> bool:
         return any(self.buffer.get(q) for q in queues)
@@ -230,7 +244,7 @@ class AMQPTransport(Transport):
                          self.params.masked, reason)
         if self._link is link:
             self._link = None
-        link.arrived.set()
+        link.wake()
         if link.consumer is not None:
             link.consumer.abort()
         if not link.connection.is_closed:
@@ -312,7 +326,7 @@ class AMQPTransport(Transport):
         link, self._link = self._link, None
         if link is not None:
             link.broken = link.broken or "closed by the client"
-            link.arrived.set()
+            link.wake()
             await self._close_quietly(link)
 
     def close_sync(self) -> None:
@@ -419,6 +433,30 @@ class AMQPTransport(Transport):
 
         await self._with_retry(run)
 
+    def publish_ahead_of_acks(self, envelopes: Sequence[Envelope]) -> bool:
+        """Publish ``envelopes`` on the consuming channel, unconfirmed, in one write.
+
+        AMQP handles a channel's frames in order, so the broker routes these
+        messages before it sees any ack written after this call: for a reply
+        (transient, so a confirm would not make it outlive the broker either)
+        that is what "the result is stored before the task is acked" needs,
+        without a confirm round trip. ``False`` (nothing written) when there is
+        no open consuming connection or the broker announced a resource alarm
+        (a connection that publishes then stops being read, acks included):
+        the caller publishes with confirms instead.
+        """
+        link = self._link
+        consumer = link.consumer if link is not None and link.broken is None else None
+        if consumer is None or not consumer.opened or consumer.blocked \
+                or consumer.lost is not None:
+            return False
+        frame_max = consumer.frame_max
+        consumer.publish(b"".join([
+            publish_frames(CHANNEL, env.exchange, env.routing_key,
+                           encode_properties(to_amqp_properties(env)), env.body, frame_max)
+            for env in envelopes]))
+        return True
+
     def publish_sync(self, envelope: Envelope, *, eta: float | None = None) -> None:
         """Blocking publish over py-amqp (no event loop involved).
 
@@ -454,9 +492,16 @@ class AMQPTransport(Transport):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return []
-            link.arrived.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(link.arrived.wait(), remaining)
+            # A bare future and a timer: woken in the loop turn after the delivery
+            # (wait_for on an Event would add a task and two turns per wake-up).
+            waiter: asyncio.Future[None] = loop.create_future()
+            link.waiters.add(waiter)
+            timer = loop.call_later(remaining, _wake, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                link.waiters.discard(waiter)
         if link.broken is not None:
             raise lost_error(self.params, link.broken)
         return link.take(queues, limit)
@@ -493,7 +538,7 @@ class AMQPTransport(Transport):
         if pending is None:
             pending = link.buffer[queue] = deque()
         pending.append(Delivery(envelope, queue, (link.generation, tag), message.redelivered))
-        link.arrived.set()
+        link.wake()
 
     def _current(self, deliveries: Sequence[Delivery], what: str) -> tuple[_Link | None, list[int]]:
         link = self._link

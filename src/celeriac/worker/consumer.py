@@ -59,6 +59,8 @@ class Consumer:
         self.transport = worker.transport
         self.pool = worker.pool
         self.completion = worker.completion
+        if self.completion.backend is not None:
+            self.completion.backend.share_broker(self.transport)
         self.window = worker.prefetch_window
         self.accept = tuple(self.app.conf.settings.accept_content)
         self.acks_late_default = bool(self.app.conf.settings.task_acks_late)
