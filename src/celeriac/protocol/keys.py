@@ -227,7 +227,7 @@ BEAT_LEADER_KEY = "celeriac.beat.leader"
 #: so the next fetch flags them redelivered (Redis transport).
 REDELIVERED_HASH = "celeriac.redelivered"
 #: hash of idle consumers (Redis transport): consumer id -> the in-flight tags
-#: still free for messages pushed to it (``"<next> <last>"``).
+#: still free for messages pushed to it and until when (``"<next> <last> <expires>"``).
 IDLE_CONSUMERS_HASH = "celeriac.idle"
 
 

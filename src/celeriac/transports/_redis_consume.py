@@ -44,6 +44,11 @@ _MAX_DUE_MOVES = 200
 _MAX_DEAD_CONSUMERS = 50
 # How long an ack_soon() waits for a fetch to carry it before it goes alone.
 _ACK_LINGER = 0.005
+# How long an idle registration lasts unless a fetch renews it: an idle consumer
+# fetches at least every poll bound (<= 0.25 s), so a registration outlives that
+# only when its consumer is gone or blocked, and a dead consumer is handed
+# messages (which then wait for its lease to run out) for this long at most.
+_REGISTRATION_SECONDS = 1.0
 
 
 class RedisConsuming:
@@ -80,6 +85,8 @@ class RedisConsuming:
         # the next fetch (with pushes into their reserved tags not yet seen).
         self._lost_fetches: list[tuple[int, int]] = []
         self._pushed = PushLedger()
+        self._registration_seconds = float(
+            self.options.extra.get("idle_registration_seconds", _REGISTRATION_SECONDS))
         self._queue_of: dict[str, str] = {}
         self._reconciled_generation = 0
         #: FETCH scripts run (a counter for tests and stats).
@@ -252,7 +259,8 @@ class RedisConsuming:
         self._seq += limit
         acks, self._pending_acks = self._pending_acks, []  # forgotten by the same script
         # Register idle only while pushes can be heard (the push channel subscribed).
-        register = "1" if self._wake is not None and self._wake.push_ready.is_set() else "0"
+        hearing = self._wake is not None and self._wake.push_ready.is_set()
+        register = repr(self._registration_seconds) if hearing else "0"
         self._pushed.reserve(first, limit)
         try:
             raw = await self._script(
@@ -273,7 +281,7 @@ class RedisConsuming:
         next_due = self._next_due = float(raw[0]) if raw[0] else None
         taken = (len(raw) - 2) // 4
         self._short = taken < limit
-        self._pushed.fetched(first, taken, registered=self._short and register == "1",
+        self._pushed.fetched(first, taken, registered=self._short and register != "0",
                              previous_room=raw[1])  # fmt: skip
         deliveries: list[Delivery] = []
         for i in range(2, len(raw), 4):

@@ -11,15 +11,17 @@ from :mod:`celeriac.protocol.keys`. Two private formats are used:
   (unique per consumer id), so restores can put messages back in fetch order.
   Each fetch reserves ``limit`` numbers and uses the first ``n`` it takes.
 * push delivery: a fetch that comes back short registers its consumer as idle
-  (``IDLE_CONSUMERS_HASH``: consumer id -> ``"<next> <last>"``, the tags its
-  fetch reserved and left unused; one zset per list, prefix + list name, of
+  (``IDLE_CONSUMERS_HASH``: consumer id -> ``"<next> <last> <expires>"``, the
+  tags its fetch reserved and left unused, and the server time after which the
+  registration is stale unless a later fetch renews it: an idle consumer polls
+  well within that); one zset per list, prefix + list name, of
   the consumers idle on it, oldest first). A publish onto an empty list with a
   registered consumer whose lease is live writes the message into that
   consumer's in-flight hash under the next free tag and ``PUBLISH``es
   ``"<tag>:<located element>"`` on ``<push prefix><consumer id>`` instead of
   pushing it onto the list; the consumer moves to the back of the zset (round
-  robin) or leaves it when its tags run out. Registrations of consumers whose
-  lease ran out are dropped by publishers and by ``MAINTAIN``.
+  robin) or leaves it when its tags run out. Stale registrations and those of
+  consumers whose lease ran out are dropped by publishers (and ``MAINTAIN``).
 
 Every push onto a list that finds the list empty (``LPUSH``/``RPUSH`` returned 1)
 also ``PUBLISH``es an empty message on ``<wake prefix><list>``: idle consumers
@@ -130,25 +132,33 @@ local function hand_over(list, element)
     if not cid then return false end
     local room = redis.call('HGET', ARGV[3], cid)
     local lease = redis.call('ZSCORE', ARGV[4], cid)
-    if room and lease and tonumber(lease) > hand_over_now then
-      local space = string.find(room, ' ', 1, true)
-      local tag = tonumber(string.sub(room, 1, space - 1))
-      local last = tonumber(string.sub(room, space + 1))
+    local tag, last, expires
+    if room then
+      local a = string.find(room, ' ', 1, true)
+      local b = string.find(room, ' ', a + 1, true)
+      tag = tonumber(string.sub(room, 1, a - 1))
+      last = tonumber(string.sub(room, a + 1, b - 1))
+      expires = string.sub(room, b + 1)
+    end
+    local alive = lease and tonumber(lease) > hand_over_now
+    if room and alive and tonumber(expires) > hand_over_now then
       local located = string.len(list) .. ':' .. list .. element
       redis.call('HSET', ARGV[5] .. cid, tostring(tag), located)
       if tag >= last then
         redis.call('HDEL', ARGV[3], cid)
         redis.call('ZREM', idlers, cid)
       else
-        redis.call('HSET', ARGV[3], cid, tostring(tag + 1) .. ' ' .. tostring(last))
+        redis.call('HSET', ARGV[3], cid,
+                   tostring(tag + 1) .. ' ' .. tostring(last) .. ' ' .. expires)
         redis.call('ZADD', idlers, hand_over_now, cid)
       end
       redis.call('PUBLISH', ARGV[6] .. cid, tostring(tag) .. ':' .. located)
       return true
     end
-    -- not registered any more, or its lease ran out (a dead consumer)
+    -- not registered any more, or its registration lapsed (kept for the consumer's
+    -- next fetch to read how far pushes went), or its lease ran out (a dead consumer)
     redis.call('ZREM', idlers, cid)
-    if room then redis.call('HDEL', ARGV[3], cid) end
+    if room and not alive then redis.call('HDEL', ARGV[3], cid) end
   end
   return false
 end
@@ -201,8 +211,8 @@ return last - 1
 #: KEYS: in-flight hash, leases zset, delayed zset, redelivered hash, idle
 #: consumers hash, then the lists in poll order. ARGV: limit, consumer id, first
 #: tag, lease seconds, wake prefix, max due moves, idle-consumer zset prefix,
-#: may register (``1``/``0``), then the tags of finished messages to forget
-#: first (acks riding along).
+#: registration seconds (``0``: do not register), then the tags of finished
+#: messages to forget first (acks riding along).
 #: Returns ``[next_due_score_or_'', previous_room_or_'', tag, list_index,
 #: redelivered 0/1, element, ...]``. The redelivered hash (sha1 of elements
 #: that went back to a queue after a delivery) is only consulted when it exists.
@@ -246,8 +256,9 @@ for i = 6, #KEYS do
   end
 end
 if n > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
-if n < limit and ARGV[8] == '1' then
-  redis.call('HSET', KEYS[5], ARGV[2], tostring(seq + n) .. ' ' .. tostring(seq + limit - 1))
+if n < limit and ARGV[8] ~= '0' then
+  redis.call('HSET', KEYS[5], ARGV[2], tostring(seq + n) .. ' ' .. tostring(seq + limit - 1)
+             .. ' ' .. tostring(now + tonumber(ARGV[8])))
   for i = 6, #KEYS do redis.call('ZADD', ARGV[7] .. KEYS[i], now, ARGV[2]) end
 elseif previous then
   redis.call('HDEL', KEYS[5], ARGV[2])

@@ -160,6 +160,29 @@ async def test_a_consumer_whose_lease_ran_out_is_skipped(
     assert raw.zcard(keys.idle_consumers_prefix() + "q") == 0
 
 
+async def test_a_registration_no_fetch_renewed_lapses(
+        make_transport: Factory, raw: redis.Redis) -> None:
+    # A consumer that stopped fetching (gone, or blocked) stops being handed
+    # messages once its registration lapses, long before its lease does.
+    consumer = await make_transport(lease=30.0, idle_registration_seconds=0.2)
+    producer = await make_transport(lease=30.0)
+    await go_idle(raw, consumer, ["q"])
+    room = raw.hget(keys.IDLE_CONSUMERS_HASH, consumer.consumer_id)
+    assert room is not None
+    expires = float(room.split()[2])
+
+    def lapsed() -> bool:
+        seconds, micros = raw.time()
+        return seconds + micros / 1e6 > expires
+
+    await until(lapsed)
+    await producer.publish(envelope("q"))
+    assert raw.llen("q") == 1 and held(raw, consumer) == {}
+    assert raw.zcard(keys.idle_consumers_prefix() + "q") == 0
+    got = await consumer.fetch(["q"], 4, 1.0)  # the wake-up path, which registers anew
+    assert len(got) == 1 and registered(raw, consumer)
+
+
 _IDLE_CONSUMER = """
 import asyncio, sys
 from celeriac.transports.base import TransportOptions
@@ -168,7 +191,9 @@ import redis
 from celeriac.protocol import keys
 
 async def main():
-    t = RedisTransport(sys.argv[1], TransportOptions(lease_seconds=1.0, poll_interval=5.0))
+    options = TransportOptions(lease_seconds=1.0, poll_interval=5.0,
+                               extra={"idle_registration_seconds": 60.0})
+    t = RedisTransport(sys.argv[1], options)
     raw = redis.Redis.from_url(sys.argv[1])
     while not raw.hexists(keys.IDLE_CONSUMERS_HASH, t.consumer_id):
         await t.fetch(["q"], 4, 0.02)
