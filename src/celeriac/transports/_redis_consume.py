@@ -85,6 +85,9 @@ class RedisConsuming:
         # the next fetch (with pushes into their reserved tags not yet seen).
         self._lost_fetches: list[tuple[int, int]] = []
         self._pushed = PushLedger()
+        # Pushes came faster than they were taken (a stream, not an idle worker):
+        # fetch in batches without registering until a fetch finds nothing.
+        self._streaming = False
         self._registration_seconds = float(
             self.options.extra.get("idle_registration_seconds", _REGISTRATION_SECONDS))
         self._queue_of: dict[str, str] = {}
@@ -198,6 +201,8 @@ class RedisConsuming:
         """Up to ``limit`` of the messages pushed to this consumer, oldest first."""
         deliveries: list[Delivery] = []
         buffer = self._pushed.buffer
+        if len(buffer) > 1:
+            self._streaming = True
         while buffer and len(deliveries) < limit:
             seq, list_name, element = buffer.popleft()
             queue = self._queue_of.get(list_name, list_name)
@@ -260,7 +265,8 @@ class RedisConsuming:
         acks, self._pending_acks = self._pending_acks, []  # forgotten by the same script
         # Register idle only while pushes can be heard (the push channel subscribed).
         hearing = self._wake is not None and self._wake.push_ready.is_set()
-        register = repr(self._registration_seconds) if hearing else "0"
+        idle = hearing and not self._streaming
+        register = repr(self._registration_seconds) if idle else "0"
         self._pushed.reserve(first, limit)
         try:
             raw = await self._script(
@@ -281,6 +287,8 @@ class RedisConsuming:
         next_due = self._next_due = float(raw[0]) if raw[0] else None
         taken = (len(raw) - 2) // 4
         self._short = taken < limit
+        if taken == 0:
+            self._streaming = False  # idle again: the next fetch registers
         self._pushed.fetched(first, taken, registered=self._short and register != "0",
                              previous_room=raw[1])  # fmt: skip
         deliveries: list[Delivery] = []

@@ -294,3 +294,22 @@ async def test_close_gives_back_what_was_pushed_meanwhile(
     await consumer.close()
     assert raw.llen("q") == 1 and not registered(raw, consumer)
     assert raw.hlen(keys.inflight_key(consumer.consumer_id)) == 0
+
+
+async def test_a_stream_of_pushes_switches_to_batched_fetches(
+        make: Factory, raw: redis.Redis) -> None:
+    consumer, producer = await make(), await make()
+    await go_idle(raw, consumer, ["q"])  # room for 4
+    for i in range(3):
+        await producer.publish(envelope("q", b"%d" % i))
+    await until(lambda: consumer.pushed_deliveries == 3)
+    assert len(await consumer.fetch(["q"], 8, 1.0)) == 3  # taken together: a stream
+    raw.lpush("q", encode_element(envelope("q", b"celery")))
+    # The next FETCH takes what waits and drops the registration instead of
+    # renewing it: messages now wait on the list for FETCHes to take together.
+    assert len(await consumer.fetch(["q"], 8, 0)) == 1
+    assert not registered(raw, consumer)
+    assert await consumer.fetch(["q"], 8, 0) == []  # found nothing: idle again
+    await go_idle(raw, consumer, ["q"])
+    await producer.publish(envelope("q"))
+    await until(lambda: consumer.pushed_deliveries == 4)
