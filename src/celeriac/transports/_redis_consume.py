@@ -85,9 +85,11 @@ class RedisConsuming:
         # the next fetch (with pushes into their reserved tags not yet seen).
         self._lost_fetches: list[tuple[int, int]] = []
         self._pushed = PushLedger()
-        # Pushes came faster than they were taken (a stream, not an idle worker):
-        # fetch in batches without registering until a fetch finds nothing.
+        # A push came while an earlier message was still unfinished (a stream, not
+        # an idle worker): fetch in batches without registering until a fetch
+        # finds nothing.
         self._streaming = False
+        self._running: set[str] = set()  # tags returned by fetch() and not finished
         self._registration_seconds = float(
             self.options.extra.get("idle_registration_seconds", _REGISTRATION_SECONDS))
         self._queue_of: dict[str, str] = {}
@@ -201,7 +203,7 @@ class RedisConsuming:
         """Up to ``limit`` of the messages pushed to this consumer, oldest first."""
         deliveries: list[Delivery] = []
         buffer = self._pushed.buffer
-        if len(buffer) > 1:
+        if len(buffer) > 1 or self._running:
             self._streaming = True
         while buffer and len(deliveries) < limit:
             seq, list_name, element = buffer.popleft()
@@ -213,7 +215,11 @@ class RedisConsuming:
                 await self._set_aside_undecodable(tag, queue, exc)
                 continue
             deliveries.append(Delivery(envelope, queue, tag, False))
+            self._running.add(seq)
         return deliveries
+
+    def _finished(self, seqs: Sequence[str]) -> None:
+        self._running.difference_update(seqs)
 
     @property
     def pushed_deliveries(self) -> int:
@@ -303,6 +309,7 @@ class RedisConsuming:
                 await self._set_aside_undecodable(tag, queue, exc)
                 continue
             deliveries.append(Delivery(envelope, queue, tag, redelivered))
+            self._running.add(seq)
         return deliveries, next_due
 
     async def _set_aside_undecodable(self, tag: RedisTag, queue: str, exc: DecodeError) -> None:
@@ -352,7 +359,9 @@ class RedisConsuming:
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
         """Forget finished deliveries (one HDEL); kept and retried if Redis is away."""
-        self._pending_acks.extend(tag_of(d).seq for d in deliveries)
+        seqs = [tag_of(d).seq for d in deliveries]
+        self._pending_acks.extend(seqs)
+        self._finished(seqs)
         try:
             await self._flush_acks()
         except (redis.exceptions.RedisError, OSError) as exc:
@@ -362,7 +371,9 @@ class RedisConsuming:
     async def ack_soon(self, deliveries: Sequence[Delivery]) -> None:
         """Forget finished deliveries with the next fetch, or with one HDEL of their
         own if no fetch runs within a few milliseconds (an idle worker)."""
-        self._pending_acks.extend(tag_of(d).seq for d in deliveries)
+        seqs = [tag_of(d).seq for d in deliveries]
+        self._pending_acks.extend(seqs)
+        self._finished(seqs)
         if self._linger is None:
             self._linger = asyncio.get_running_loop().call_later(_ACK_LINGER, self._lingered)
 
@@ -385,6 +396,7 @@ class RedisConsuming:
     async def reject(self, delivery: Delivery, *, requeue: bool, reason: str = "") -> None:
         """Requeue at the head of its queue, or move to ``<queue>.dead`` with ``reason``."""
         tag = tag_of(delivery)
+        self._finished([tag.seq])
         try:
             if requeue:
                 await self._retrying("requeueing", partial(self._requeue, [tag.seq], mark=True))
@@ -413,6 +425,7 @@ class RedisConsuming:
     async def defer(self, delivery: Delivery, eta: float) -> None:
         """Move a fetched message into the ETA zset, atomically with its in-flight record."""
         tag = tag_of(delivery)
+        self._finished([tag.seq])
         member = lua.locate(tag.list_name, tag.element)
         await self._retrying("deferring", lambda: self._script(
             lua.DEFER, [self._inflight_key, keys.DELAYED_ZSET],

@@ -313,3 +313,16 @@ async def test_a_stream_of_pushes_switches_to_batched_fetches(
     await go_idle(raw, consumer, ["q"])
     await producer.publish(envelope("q"))
     await until(lambda: consumer.pushed_deliveries == 4)
+
+
+async def test_a_push_while_busy_marks_a_stream(make: Factory, raw: redis.Redis) -> None:
+    consumer, producer = await make(), await make()
+    await go_idle(raw, consumer, ["q"])
+    await producer.publish(envelope("q", b"1"))
+    first = await consumer.fetch(["q"], 8, 5.0)
+    await producer.publish(envelope("q", b"2"))  # the first is not finished yet
+    await until(lambda: consumer.pushed_deliveries == 2)
+    assert len(await consumer.fetch(["q"], 8, 1.0)) == 1
+    assert await consumer.fetch(["q"], 8, 0) == []  # this FETCH did not register again
+    assert not registered(raw, consumer)
+    await consumer.ack(first)
