@@ -23,6 +23,7 @@ __all__ = [
     "DELAYED_ZSET",
     "EVENT_EXCHANGE",
     "GROUP_META_PREFIX",
+    "IDLE_CONSUMERS_HASH",
     "LEASES_ZSET",
     "PIDBOX_EXCHANGE",
     "PIDBOX_REPLY_EXCHANGE",
@@ -44,6 +45,7 @@ __all__ = [
     "event_queue",
     "fanout_channel",
     "group_meta_key",
+    "idle_consumers_prefix",
     "inflight_key",
     "lease_key",
     "parse_binding_member",
@@ -52,6 +54,7 @@ __all__ = [
     "priority_queue",
     "priority_queues",
     "priority_step",
+    "push_channel_prefix",
     "task_meta_key",
     "topic_channel",
     "topic_pattern",
@@ -223,6 +226,20 @@ BEAT_LEADER_KEY = "celeriac.beat.leader"
 #: hash of ``sha1(element)`` of messages put back on a queue after a delivery,
 #: so the next fetch flags them redelivered (Redis transport).
 REDELIVERED_HASH = "celeriac.redelivered"
+#: hash of idle consumers (Redis transport): consumer id -> the in-flight tags
+#: still free for messages pushed to it and until when (``"<next> <last> <expires>"``).
+IDLE_CONSUMERS_HASH = "celeriac.idle"
+
+
+def idle_consumers_prefix() -> str:
+    """Prefix of the per-list zsets of consumers idle on a list (prefix + list name)."""
+    return f"{CELERIAC_PREFIX}idle."
+
+
+def push_channel_prefix(db: int) -> str:
+    """Prefix of the pub/sub channel on which a consumer of ``db`` receives messages
+    pushed to it (prefix + consumer id)."""
+    return f"{CELERIAC_PREFIX}push/{db}/"
 
 
 def wake_channel_prefix(db: int) -> str:

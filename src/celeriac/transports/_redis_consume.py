@@ -25,6 +25,7 @@ from celeriac.protocol.kombu_json import decode_element
 from celeriac.transports import _redis_scripts as lua
 from celeriac.transports._redis_conn import RedisTarget, translate_error
 from celeriac.transports._redis_pubsub import WakeListener
+from celeriac.transports._redis_pushed import PushLedger, split_located
 from celeriac.transports._redis_support import RedisTag, dead_record
 from celeriac.transports.base import Delivery, TransportOptions
 
@@ -43,6 +44,11 @@ _MAX_DUE_MOVES = 200
 _MAX_DEAD_CONSUMERS = 50
 # How long an ack_soon() waits for a fetch to carry it before it goes alone.
 _ACK_LINGER = 0.005
+# How long an idle registration lasts unless a fetch renews it: an idle consumer
+# fetches at least every poll bound (<= 0.25 s), so a registration outlives that
+# only when its consumer is gone or blocked, and a dead consumer is handed
+# messages (which then wait for its lease to run out) for this long at most.
+_REGISTRATION_SECONDS = 1.0
 
 
 class RedisConsuming:
@@ -56,6 +62,7 @@ class RedisConsuming:
     consumer_id: str
     _target: RedisTarget
     _wake_prefix: str
+    _push_channel: str
 
     if TYPE_CHECKING:
         def _async_client(self) -> redis.asyncio.Redis: ...
@@ -74,6 +81,21 @@ class RedisConsuming:
         self._linger: asyncio.TimerHandle | None = None
         self._lingering: set[asyncio.Task[None]] = set()
         self._unknown_fetches: list[list[str]] = []
+        # FETCH calls whose reply was lost: (first tag, limit), given back before
+        # the next fetch (with pushes into their reserved tags not yet seen).
+        self._lost_fetches: list[tuple[int, int]] = []
+        self._pushed = PushLedger()
+        # A push came while an earlier message was still unfinished (a stream, not
+        # an idle worker): fetch in batches without registering until a fetch
+        # finds nothing.
+        self._streaming = False
+        self._running: set[str] = set()  # tags returned by fetch() and not finished
+        self._registration_seconds = float(
+            self.options.extra.get("idle_registration_seconds", _REGISTRATION_SECONDS))
+        self._queue_of: dict[str, str] = {}
+        self._reconciled_generation = 0
+        #: FETCH scripts run (a counter for tests and stats).
+        self.fetch_round_trips = 0
         # Rejections that could not reach Redis: the messages stay in our in-flight
         # hash, and a live consumer's lease never lapses, so they are finished here
         # as soon as Redis answers again (next fetch or maintenance round).
@@ -118,8 +140,11 @@ class RedisConsuming:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0.0, timeout)
         if self._wake is None:
-            self._wake = WakeListener(self._async_client(), self._target)
-        await self._wake.watch([self._wake_prefix + name for name in lists])
+            self._wake = WakeListener(self._async_client(), self._target, self._push_channel,
+                                      self._pushed.take_announcement)  # fmt: skip
+        if any(name not in self._queue_of for name in lists):
+            self._queue_of.update(order)
+        await self._wake.watch([*(self._wake_prefix + name for name in lists), self._push_channel])
         idle = _IDLE_POLL_MIN
         failures = 0
         woken = True
@@ -136,6 +161,10 @@ class RedisConsuming:
         while True:
             self._wake.clear()
             try:
+                if self._wake.generation != self._reconciled_generation:
+                    await self._reconcile(with_current=True)
+                if self._pushed.buffer:  # pushed to us while idle: no FETCH needed
+                    return await self._take_pushed(limit)
                 await self._recover_unknown_fetches()
                 deliveries, next_due = await self._fetch_once(order, lists, limit)
                 failures = 0
@@ -170,31 +199,106 @@ class RedisConsuming:
         messages it brings were announced by no wake-up, yet no producer is silent)."""
         return self._next_due is not None and self._next_due <= time.time()
 
+    async def _take_pushed(self, limit: int) -> list[Delivery]:
+        """Up to ``limit`` of the messages pushed to this consumer, oldest first."""
+        deliveries: list[Delivery] = []
+        buffer = self._pushed.buffer
+        if len(buffer) > 1 or self._running:
+            self._streaming = True
+        while buffer and len(deliveries) < limit:
+            seq, list_name, element = buffer.popleft()
+            queue = self._queue_of.get(list_name, list_name)
+            tag = RedisTag(seq, list_name, element)
+            try:
+                envelope = decode_element(element)
+            except DecodeError as exc:
+                await self._set_aside_undecodable(tag, queue, exc)
+                continue
+            deliveries.append(Delivery(envelope, queue, tag, False))
+            self._running.add(seq)
+        return deliveries
+
+    def _finished(self, seqs: Sequence[str]) -> None:
+        self._running.difference_update(seqs)
+
+    @property
+    def pushed_deliveries(self) -> int:
+        """Messages received pushed to this consumer while it was idle (a counter)."""
+        return self._pushed.received
+
+    async def _reconcile(self, *, with_current: bool) -> None:
+        """Read back pushed messages whose announcement did not arrive: after the push
+        channel came back (``with_current``: also unregisters, so nothing more is
+        pushed until the next fetch registers again), or those of earlier
+        registrations still unseen after a maintenance round."""
+        assert self._wake is not None
+        generation = self._wake.generation
+        firsts, tags = self._pushed.suspects(with_current=with_current)
+        if not firsts and not with_current:
+            return
+        raw = await self._script(lua.RECONCILE, [self._inflight_key, keys.IDLE_CONSUMERS_HASH],
+                                 [self.consumer_id, "1" if with_current else "0", *tags])
+        found = 0
+        for i in range(1, len(raw), 2):
+            list_name, element = split_located(raw[i + 1])
+            found += self._pushed.take(raw[i].decode(), list_name, element)
+        self._pushed.reconciled(firsts, with_current=with_current, room=raw[0])
+        if with_current:
+            self._reconciled_generation = generation
+        if found:
+            log.warning("took %d pushed message(s) whose announcement was lost back from "
+                        "Redis (%s)", found, self.describe())  # fmt: skip
+            self._wake.set()
+
+    async def stop_fetching(self) -> None:
+        """Take no more messages: drop the idle registration (no more pushes) and
+        give back the pushed messages not returned by :meth:`fetch` yet."""
+        tags = self._pushed.stop()
+        try:
+            await self._async_client().hdel(keys.IDLE_CONSUMERS_HASH, self.consumer_id)
+            if tags:
+                await self._requeue(tags, mark=False)
+        except (redis.exceptions.RedisError, OSError) as exc:
+            # still in our in-flight hash: close() gives them back (or the lease runs out)
+            log.warning("could not give back pushed messages on stop: %s (%s)", exc,
+                        self.describe())  # fmt: skip
+
     async def _fetch_once(
         self, order: list[tuple[str, str]], lists: list[str], limit: int
     ) -> tuple[list[Delivery], float | None]:
         first = self._seq
         self._seq += limit
         acks, self._pending_acks = self._pending_acks, []  # forgotten by the same script
+        # Register idle only while pushes can be heard (the push channel subscribed).
+        hearing = self._wake is not None and self._wake.push_ready.is_set()
+        idle = hearing and not self._streaming
+        register = repr(self._registration_seconds) if idle else "0"
+        self._pushed.reserve(first, limit)
         try:
             raw = await self._script(
                 lua.FETCH,
                 [self._inflight_key, keys.LEASES_ZSET, keys.DELAYED_ZSET, keys.REDELIVERED_HASH,
-                 *lists],
+                 keys.IDLE_CONSUMERS_HASH, *lists],
                 [limit, self.consumer_id, first, self.options.lease_seconds, self._wake_prefix,
-                 _MAX_DUE_MOVES, *acks],
+                 _MAX_DUE_MOVES, keys.idle_consumers_prefix(), register, *acks],
             )  # fmt: skip
         except BaseException:
             # The script may have run with its reply lost (or we were cancelled):
             # whatever it took for us is requeued before the next fetch, and the
             # acks are sent again (forgetting a tag twice is harmless).
-            self._unknown_fetches.append([str(first + i) for i in range(limit)])
+            self._lost_fetches.append((first, limit))
             self._pending_acks[:0] = acks
             raise
+        self.fetch_round_trips += 1
         next_due = self._next_due = float(raw[0]) if raw[0] else None
-        self._short = len(raw) // 4 < limit
+        taken = (len(raw) - 2) // 4
+        self._short = taken < limit
+        if taken == 0:
+            self._streaming = False  # idle again: the next fetch registers
+        self._pushed.fetched(first, taken, registered=self._short and register != "0",
+                             previous_room=raw[1])  # fmt: skip
         deliveries: list[Delivery] = []
-        for i in range(1, len(raw), 4):
+        for i in range(2, len(raw), 4):
             seq, index, element = raw[i].decode(), int(raw[i + 1]) - 1, raw[i + 3]
             redelivered = raw[i + 2] == b"1"
             list_name, queue = order[index]
@@ -205,6 +309,7 @@ class RedisConsuming:
                 await self._set_aside_undecodable(tag, queue, exc)
                 continue
             deliveries.append(Delivery(envelope, queue, tag, redelivered))
+            self._running.add(seq)
         return deliveries, next_due
 
     async def _set_aside_undecodable(self, tag: RedisTag, queue: str, exc: DecodeError) -> None:
@@ -231,6 +336,14 @@ class RedisConsuming:
         while self._pending_dead:
             await self._dead_letter_once(*self._pending_dead[0])
             self._pending_dead.pop(0)
+        while self._lost_fetches:
+            first, _limit = self._lost_fetches[-1]
+            tags = self._pushed.give_back(first)
+            # no more pushes into tags whose fetch we know nothing about
+            await self._async_client().hdel(keys.IDLE_CONSUMERS_HASH, self.consumer_id)
+            await self._requeue(tags, mark=False)
+            self._pushed.forget_lost(first)
+            self._lost_fetches.pop()
         while self._unknown_fetches:
             tags = self._unknown_fetches.pop()
             try:
@@ -246,7 +359,9 @@ class RedisConsuming:
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
         """Forget finished deliveries (one HDEL); kept and retried if Redis is away."""
-        self._pending_acks.extend(tag_of(d).seq for d in deliveries)
+        seqs = [tag_of(d).seq for d in deliveries]
+        self._pending_acks.extend(seqs)
+        self._finished(seqs)
         try:
             await self._flush_acks()
         except (redis.exceptions.RedisError, OSError) as exc:
@@ -256,7 +371,9 @@ class RedisConsuming:
     async def ack_soon(self, deliveries: Sequence[Delivery]) -> None:
         """Forget finished deliveries with the next fetch, or with one HDEL of their
         own if no fetch runs within a few milliseconds (an idle worker)."""
-        self._pending_acks.extend(tag_of(d).seq for d in deliveries)
+        seqs = [tag_of(d).seq for d in deliveries]
+        self._pending_acks.extend(seqs)
+        self._finished(seqs)
         if self._linger is None:
             self._linger = asyncio.get_running_loop().call_later(_ACK_LINGER, self._lingered)
 
@@ -279,6 +396,7 @@ class RedisConsuming:
     async def reject(self, delivery: Delivery, *, requeue: bool, reason: str = "") -> None:
         """Requeue at the head of its queue, or move to ``<queue>.dead`` with ``reason``."""
         tag = tag_of(delivery)
+        self._finished([tag.seq])
         try:
             if requeue:
                 await self._retrying("requeueing", partial(self._requeue, [tag.seq], mark=True))
@@ -307,6 +425,7 @@ class RedisConsuming:
     async def defer(self, delivery: Delivery, eta: float) -> None:
         """Move a fetched message into the ETA zset, atomically with its in-flight record."""
         tag = tag_of(delivery)
+        self._finished([tag.seq])
         member = lua.locate(tag.list_name, tag.element)
         await self._retrying("deferring", lambda: self._script(
             lua.DEFER, [self._inflight_key, keys.DELAYED_ZSET],
@@ -323,13 +442,15 @@ class RedisConsuming:
                 restored, _moved = await self._script(
                     lua.MAINTAIN,
                     [keys.LEASES_ZSET, keys.DELAYED_ZSET, self._inflight_key,
-                     keys.REDELIVERED_HASH],
+                     keys.REDELIVERED_HASH, keys.IDLE_CONSUMERS_HASH],
                     [self.consumer_id, self.options.lease_seconds, keys.inflight_key(""),
                      self._wake_prefix, _MAX_DEAD_CONSUMERS, _MAX_DUE_MOVES],
                 )  # fmt: skip
                 if restored:
                     log.warning("restored %d message(s) of consumers whose lease ran out",
                                 restored)  # fmt: skip
+                if self._wake is not None:
+                    await self._reconcile(with_current=False)
                 failures = 0
                 self._note_up()
                 await asyncio.sleep(interval)

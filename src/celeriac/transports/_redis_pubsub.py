@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis.asyncio
@@ -93,15 +93,31 @@ class WakeListener:
     A fetcher calls :meth:`clear` *before* it looks at the lists and
     :meth:`wait` after it found them empty, so a push that lands in between is
     never missed: its wake-up arrives after the clear.
+
+    With ``push_channel``, messages on that channel (messages pushed to this
+    consumer) go to ``on_push`` and set the event too. :attr:`generation` counts
+    the times the connection came back (re-subscribed) after a failure: pushes
+    announced meanwhile are lost and must be read back from Redis.
     """
 
-    def __init__(self, client: redis.asyncio.Redis, target: RedisTarget) -> None:
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        target: RedisTarget,
+        push_channel: str | None = None,
+        on_push: Callable[[bytes], object] | None = None,
+    ) -> None:
         self._client = client
         self._target = target
         self._pubsub: redis.asyncio.client.PubSub | None = None
         self._channels: set[str] = set()
         self._event = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
+        self._push_channel = push_channel.encode() if push_channel else None
+        self._on_push = on_push
+        self._lost = False
+        self.generation = 0
+        self.push_ready = asyncio.Event()
 
     async def watch(self, channels: Sequence[str]) -> None:
         """Subscribe to ``channels`` not yet watched (failures fall back to polling)."""
@@ -109,7 +125,7 @@ class WakeListener:
         if not new:
             return
         if self._pubsub is None:
-            self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            self._pubsub = self._client.pubsub()
         try:
             await self._pubsub.subscribe(*new)
         except (redis.exceptions.RedisError, OSError) as exc:
@@ -123,6 +139,10 @@ class WakeListener:
     def clear(self) -> None:
         """Forget earlier wake-ups (call before looking at the lists)."""
         self._event.clear()
+
+    def set(self) -> None:
+        """Wake the waiter (something to take arrived by another way)."""
+        self._event.set()
 
     async def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for a wake-up; True if one came."""
@@ -139,10 +159,12 @@ class WakeListener:
         failures = 0
         while True:
             try:
-                message = await next_message(self._pubsub, ignore_subscribe_messages=True)
+                message = await next_message(self._pubsub)
                 failures = 0
             except (redis.exceptions.RedisError, OSError) as exc:
                 failures += 1
+                self._lost = True
+                self.push_ready.clear()
                 self._event.set()  # wake-ups may have been lost: let waiters poll
                 await drop_connection(self._pubsub)
                 pause = min(0.05 * 2**failures, 2.0)
@@ -151,8 +173,19 @@ class WakeListener:
                                 self._target.masked, exc)  # fmt: skip
                 await asyncio.sleep(pause)
                 continue
-            if message is not None and message.get("type") == "message":
+            if message is None:
+                continue
+            kind = message.get("type")
+            if kind == "message":
+                if message["channel"] == self._push_channel and self._on_push is not None:
+                    self._on_push(message["data"])
                 self._event.set()
+            elif kind == "subscribe" and message["channel"] == self._push_channel:
+                if self._lost:
+                    self._lost = False
+                    self.generation += 1
+                    self._event.set()
+                self.push_ready.set()
 
     async def close(self) -> None:
         """Stop reading and close the pub/sub connection."""

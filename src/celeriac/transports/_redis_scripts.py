@@ -9,6 +9,19 @@ from :mod:`celeriac.protocol.keys`. Two private formats are used:
   or a due ETA knows where to put a message back without parsing its JSON.
 * an in-flight tag is a decimal sequence number chosen by the fetching consumer
   (unique per consumer id), so restores can put messages back in fetch order.
+  Each fetch reserves ``limit`` numbers and uses the first ``n`` it takes.
+* push delivery: a fetch that comes back short registers its consumer as idle
+  (``IDLE_CONSUMERS_HASH``: consumer id -> ``"<next> <last> <expires>"``, the
+  tags its fetch reserved and left unused, and the server time after which the
+  registration is stale unless a later fetch renews it: an idle consumer polls
+  well within that); one zset per list, prefix + list name, of
+  the consumers idle on it, oldest first). A publish onto an empty list with a
+  registered consumer whose lease is live writes the message into that
+  consumer's in-flight hash under the next free tag and ``PUBLISH``es
+  ``"<tag>:<located element>"`` on ``<push prefix><consumer id>`` instead of
+  pushing it onto the list; the consumer moves to the back of the zset (round
+  robin) or leaves it when its tags run out. Stale registrations and those of
+  consumers whose lease ran out are dropped by publishers (and ``MAINTAIN``).
 
 Every push onto a list that finds the list empty (``LPUSH``/``RPUSH`` returned 1)
 also ``PUBLISH``es an empty message on ``<wake prefix><list>``: idle consumers
@@ -29,6 +42,7 @@ __all__ = [
     "MAINTAIN",
     "PUBLISH",
     "PUSH_MANY",
+    "RECONCILE",
     "REQUEUE",
     "locate",
 ]
@@ -102,16 +116,71 @@ local function restore_hash(h, wake, redelivered)
 end
 """
 
-#: KEYS: one per operation. ARGV: wake prefix, then one ``op, a, b`` triplet per
-#: key: ``p`` LPUSH element ``a`` (waking idle consumers if the list was empty),
-#: ``z`` ZADD score ``a`` member ``b``, ``s`` SADD ``a``, ``l`` plain LPUSH ``a``.
+# Hand a message published onto an empty list straight to a consumer idle on it
+# (see "push delivery" in the module docstring). ARGV[2..6] of PUBLISH.
+_HAND_OVER = r"""
+local hand_over_now = nil
+local function hand_over(list, element)
+  local idlers = ARGV[2] .. list
+  if redis.call('EXISTS', idlers) == 0 or redis.call('LLEN', list) > 0 then return false end
+  if not hand_over_now then
+    local t = redis.call('TIME')
+    hand_over_now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  end
+  for _ = 1, 4 do
+    local cid = redis.call('ZRANGE', idlers, 0, 0)[1]
+    if not cid then return false end
+    local room = redis.call('HGET', ARGV[3], cid)
+    local lease = redis.call('ZSCORE', ARGV[4], cid)
+    local tag, last, expires
+    if room then
+      local a = string.find(room, ' ', 1, true)
+      local b = string.find(room, ' ', a + 1, true)
+      tag = tonumber(string.sub(room, 1, a - 1))
+      last = tonumber(string.sub(room, a + 1, b - 1))
+      expires = string.sub(room, b + 1)
+    end
+    local alive = lease and tonumber(lease) > hand_over_now
+    if room and alive and tonumber(expires) > hand_over_now then
+      local located = string.len(list) .. ':' .. list .. element
+      redis.call('HSET', ARGV[5] .. cid, tostring(tag), located)
+      if tag >= last then
+        redis.call('HDEL', ARGV[3], cid)
+        redis.call('ZREM', idlers, cid)
+      else
+        redis.call('HSET', ARGV[3], cid,
+                   tostring(tag + 1) .. ' ' .. tostring(last) .. ' ' .. expires)
+        redis.call('ZADD', idlers, hand_over_now, cid)
+      end
+      redis.call('PUBLISH', ARGV[6] .. cid, tostring(tag) .. ':' .. located)
+      return true
+    end
+    -- not registered any more, or its registration lapsed (kept for the consumer's
+    -- next fetch to read how far pushes went), or its lease ran out (a dead consumer)
+    redis.call('ZREM', idlers, cid)
+    if room and not alive then redis.call('HDEL', ARGV[3], cid) end
+  end
+  return false
+end
+"""
+
+#: KEYS: one per operation. ARGV: wake prefix, idle-consumer zset prefix, idle
+#: consumers hash, leases zset, in-flight key prefix, push channel prefix, then
+#: one ``op, a, b`` triplet per key: ``p`` pushes element ``a`` (handed over to an
+#: idle consumer if the list is empty and one is registered, else LPUSHed,
+#: waking idle consumers if the list was empty), ``z`` ZADD score ``a`` member
+#: ``b``, ``s`` SADD ``a``, ``l`` plain LPUSH ``a``.
 #: A whole publish batch (bindings, pushes, delays) is one atomic round trip.
-PUBLISH = r"""
+PUBLISH = (
+    _HAND_OVER
+    + r"""
 local wake = ARGV[1]
 for i = 1, #KEYS do
-  local op, a, b = ARGV[3 * i - 1], ARGV[3 * i], ARGV[3 * i + 1]
+  local op, a, b = ARGV[3 * i + 4], ARGV[3 * i + 5], ARGV[3 * i + 6]
   if op == 'p' then
-    if redis.call('LPUSH', KEYS[i], a) == 1 then redis.call('PUBLISH', wake .. KEYS[i], '') end
+    if not hand_over(KEYS[i], a) and redis.call('LPUSH', KEYS[i], a) == 1 then
+      redis.call('PUBLISH', wake .. KEYS[i], '')
+    end
   elseif op == 'z' then
     redis.call('ZADD', KEYS[i], a, b)
   elseif op == 's' then
@@ -122,6 +191,7 @@ for i = 1, #KEYS do
 end
 return #KEYS
 """
+)
 
 #: KEYS: one list. ARGV: wake prefix, then elements: LPUSHed in order (the
 #: first is served first), in commands of at most 1,000 (Lua's stack limit);
@@ -138,27 +208,33 @@ if before == 0 then redis.call('PUBLISH', ARGV[1] .. list, '') end
 return last - 1
 """
 
-#: KEYS: in-flight hash, leases zset, delayed zset, redelivered hash, then the
-#: lists in poll order. ARGV: limit, consumer id, first tag, lease seconds, wake
-#: prefix, max due moves, then the tags of finished messages to forget first
-#: (acks riding along). Returns ``[next_due_score_or_'', tag, list_index,
+#: KEYS: in-flight hash, leases zset, delayed zset, redelivered hash, idle
+#: consumers hash, then the lists in poll order. ARGV: limit, consumer id, first
+#: tag, lease seconds, wake prefix, max due moves, idle-consumer zset prefix,
+#: registration seconds (``0``: do not register), then the tags of finished
+#: messages to forget first (acks riding along).
+#: Returns ``[next_due_score_or_'', previous_room_or_'', tag, list_index,
 #: redelivered 0/1, element, ...]``. The redelivered hash (sha1 of elements
 #: that went back to a queue after a delivery) is only consulted when it exists.
+#: A fetch that takes fewer than ``limit`` (and may) registers the consumer as idle on
+#: every list with the tags it left unused as room for pushes; a full one
+#: unregisters it. ``previous_room`` is the registration it replaced.
 FETCH = (
     _COMMON
     + r"""
-for i = 7, #ARGV, 1000 do
+for i = 9, #ARGV, 1000 do
   redis.call('HDEL', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
 local limit = tonumber(ARGV[1])
 local seq = tonumber(ARGV[3])
 local now = now_seconds()
 move_due(KEYS[3], now, tonumber(ARGV[6]), ARGV[5])
-local out = {''}
+local previous = redis.call('HGET', KEYS[5], ARGV[2])
+local out = {'', previous or ''}
 local fields = {}
 local n = 0
 local marks = redis.call('EXISTS', KEYS[4]) == 1
-for i = 5, #KEYS do
+for i = 6, #KEYS do
   if n >= limit then break end
   local got = redis.call('RPOP', KEYS[i], limit - n)
   if got then
@@ -168,7 +244,7 @@ for i = 5, #KEYS do
       fields[#fields + 1] = tag
       fields[#fields + 1] = prefix .. element
       out[#out + 1] = tag
-      out[#out + 1] = tostring(i - 4)
+      out[#out + 1] = tostring(i - 5)
       if marks and redis.call('HDEL', KEYS[4], redis.sha1hex(element)) == 1 then
         out[#out + 1] = '1'
       else
@@ -179,21 +255,30 @@ for i = 5, #KEYS do
     end
   end
 end
-if n > 0 then
-  redis.call('HSET', KEYS[1], unpack(fields))
-  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[2])
+if n > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
+if n < limit and ARGV[8] ~= '0' then
+  redis.call('HSET', KEYS[5], ARGV[2], tostring(seq + n) .. ' ' .. tostring(seq + limit - 1)
+             .. ' ' .. tostring(now + tonumber(ARGV[8])))
+  for i = 6, #KEYS do redis.call('ZADD', ARGV[7] .. KEYS[i], now, ARGV[2]) end
+elseif previous then
+  redis.call('HDEL', KEYS[5], ARGV[2])
+  for i = 6, #KEYS do redis.call('ZREM', ARGV[7] .. KEYS[i], ARGV[2]) end
 end
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[2])
 local nxt = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
 if nxt[2] then out[1] = nxt[2] end
 return out
 """
 )
 
-#: KEYS: leases zset, delayed zset, own in-flight hash, redelivered hash.
+#: KEYS: leases zset, delayed zset, own in-flight hash, redelivered hash, idle
+#: consumers hash.
 #: ARGV: consumer id, lease seconds, in-flight key prefix, wake prefix, max dead
 #: consumers per run, max due moves.
-#: Renews this consumer's lease, restores the in-flight messages of consumers
-#: whose lease ran out, moves due delayed messages. Returns ``[restored, moved]``.
+#: Renews this consumer's lease (while it holds messages or is registered idle),
+#: restores the in-flight messages of consumers whose lease ran out and drops
+#: their idle registrations, moves due delayed messages. Returns
+#: ``[restored, moved]``.
 MAINTAIN = (
     _COMMON
     + r"""
@@ -202,11 +287,12 @@ local restored = 0
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[5]))
 for _, cid in ipairs(dead) do
   if cid ~= ARGV[1] then
+    redis.call('HDEL', KEYS[5], cid)
     restored = restored + restore_hash(ARGV[3] .. cid, ARGV[4], KEYS[4])
     redis.call('ZREM', KEYS[1], cid)
   end
 end
-if redis.call('EXISTS', KEYS[3]) == 1 then
+if redis.call('EXISTS', KEYS[3]) == 1 or redis.call('HEXISTS', KEYS[5], ARGV[1]) == 1 then
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 else
   redis.call('ZREM', KEYS[1], ARGV[1])
@@ -215,6 +301,26 @@ local moved = move_due(KEYS[2], now, tonumber(ARGV[6]), ARGV[4])
 return {restored, moved}
 """
 )
+
+#: KEYS: own in-flight hash, idle consumers hash. ARGV: consumer id, unregister
+#: (``1`` drops the idle registration), then tags.
+#: Finds pushed messages whose pub/sub delivery may have been lost. Returns
+#: ``[room_or_'', tag, located element, ...]`` for the tags still in flight.
+RECONCILE = r"""
+local room = redis.call('HGET', KEYS[2], ARGV[1])
+if ARGV[2] == '1' then redis.call('HDEL', KEYS[2], ARGV[1]) end
+local out = {room or ''}
+if #ARGV > 2 then
+  local got = redis.call('HMGET', KEYS[1], unpack(ARGV, 3))
+  for i = 1, #ARGV - 2 do
+    if got[i] then
+      out[#out + 1] = ARGV[i + 2]
+      out[#out + 1] = got[i]
+    end
+  end
+end
+return out
+"""
 
 #: KEYS: in-flight hash, redelivered hash (``''`` ARGV-side to not mark).
 #: ARGV: wake prefix, mark (``1`` flags them redelivered), then tags, or ``*``.

@@ -180,6 +180,10 @@ class Transport(abc.ABC):
         Queues earlier in the list and higher-priority messages come first.
         """
 
+    async def stop_fetching(self) -> None:
+        """The consumer takes no more messages (warm shutdown begins); a transport
+        that hands messages to idle consumers unprompted stops that here."""
+
     @abc.abstractmethod
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
         """Acknowledge finished deliveries (batched where the broker allows)."""

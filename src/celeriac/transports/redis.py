@@ -21,6 +21,13 @@ transport is more reliable than kombu's (details: ``docs/decisions-redis.md``):
   ``eta_on_queue`` (needed when Celery workers consume the queues) they are
   pushed onto their queue with their ``eta`` header as Celery does; a celeriac
   worker then moves each into the zset when it fetches it (:meth:`defer`).
+* **Push delivery to idle consumers.** A fetch that comes back short registers
+  the consumer as idle (with the in-flight tags it left unused); a publish onto
+  an empty list hands the message to such a consumer in the same script: into
+  its in-flight hash, announced on its private pub/sub channel. An idle worker
+  so gets a message with no wake-up and no FETCH round trip. Lost
+  announcements are read back from the in-flight hash (after a reconnect, and
+  at maintenance); a dead consumer's pushed messages come back by its lease.
 * **Waking idle consumers.** A fetch that finds nothing waits on pub/sub wake
   channels, one per list, that our pushes publish to when they turn a list
   from empty to non-empty (so a busy queue costs no pub/sub traffic). Celery
@@ -110,6 +117,11 @@ class RedisTransport(RedisConsuming, Transport):
         self._eta_on_queue = bool(extra.get("eta_on_queue", False))
         self.consumer_id = uuid.uuid4().hex
         self._wake_prefix = keys.wake_channel_prefix(self._target.db)
+        self._push_channel = keys.push_channel_prefix(self._target.db) + self.consumer_id
+        # PUBLISH's leading arguments: where idle consumers are found and pushed to
+        self._publish_args: list[Any] = [
+            self._wake_prefix, keys.idle_consumers_prefix(), keys.IDLE_CONSUMERS_HASH,
+            keys.LEASES_ZSET, keys.inflight_key(""), keys.push_channel_prefix(self._target.db)]
         self._sync: redis.Redis | None = None
         self._aio: redis.asyncio.Redis | None = None
         self._declared: set[str] = set()
@@ -148,6 +160,9 @@ class RedisTransport(RedisConsuming, Transport):
             await asyncio.gather(*self._lingering, return_exceptions=True)
         try:
             await self._flush_acks()
+            self._pushed.stop()
+            # unregistered first: nothing is pushed to us after the requeue below
+            await self._aio.hdel(keys.IDLE_CONSUMERS_HASH, self.consumer_id)
             await self._requeue(["*"], mark=True)
             self._pending_requeues.clear()
             self._pending_dead.clear()  # requeued with the rest; not lost
@@ -240,7 +255,7 @@ class RedisTransport(RedisConsuming, Transport):
         ``items[i]``'s envelope goes (a bulk send's batch); else the envelope's own.
         """
         op_keys: list[str] = []
-        args: list[Any] = [self._wake_prefix]
+        args: list[Any] = list(self._publish_args)
         now = time.time()
         for index, (envelope, eta) in enumerate(items):
             encoded = elements[index] if elements is not None else [encode_element(envelope)]

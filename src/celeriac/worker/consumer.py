@@ -101,6 +101,7 @@ class Consumer:
                 backoff = min(backoff * 2, 5.0)
                 continue
             if self._stopping:
+                await self.transport.stop_fetching()
                 for d in deliveries:
                     await self._safe_reject(d, requeue=True, reason="worker shutting down")
                 break
