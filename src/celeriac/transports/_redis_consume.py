@@ -26,7 +26,7 @@ from celeriac.transports import _redis_scripts as lua
 from celeriac.transports._redis_conn import RedisTarget, translate_error
 from celeriac.transports._redis_pubsub import WakeListener
 from celeriac.transports._redis_pushed import PushLedger, split_located
-from celeriac.transports._redis_support import RedisTag, dead_record
+from celeriac.transports._redis_support import RedisTag, dead_record, raise_if_cancelled
 from celeriac.transports.base import Delivery, TransportOptions
 
 __all__ = ["RedisConsuming", "tag_of"]
@@ -159,6 +159,7 @@ class RedisConsuming:
                 pause = max(0.0, min(pause, self._next_due - time.time()))
             woken = await self._wake.wait(pause) or self._due()
         while True:
+            raise_if_cancelled()
             self._wake.clear()
             try:
                 if self._wake.generation != self._reconciled_generation:
@@ -436,6 +437,7 @@ class RedisConsuming:
         interval = max(0.05, min(self.options.lease_seconds / 3, 1.0))
         failures = 0
         while True:
+            raise_if_cancelled()
             try:
                 await self._flush_acks()
                 await self._recover_unknown_fetches()

@@ -27,6 +27,7 @@ from celeriac.errors import DecodeError
 from celeriac.protocol.kombu_json import decode_element
 from celeriac.transports import _virtual
 from celeriac.transports._redis_conn import RedisTarget
+from celeriac.transports._redis_support import raise_if_cancelled
 from celeriac.transports.base import OnBroadcast
 
 __all__ = ["PUBSUB_IDLE", "WakeListener", "drop_connection", "next_message", "subscribe_loop"]
@@ -53,6 +54,7 @@ async def next_message(
     deadline = loop.time() + idle
     pinged = False
     while True:
+        raise_if_cancelled()
         remaining = deadline - loop.time()
         if remaining <= 0:
             answer_within = pubsub.connection_pool.connection_kwargs.get("socket_timeout")
@@ -158,6 +160,7 @@ class WakeListener:
         assert self._pubsub is not None
         failures = 0
         while True:
+            raise_if_cancelled()
             try:
                 message = await next_message(self._pubsub)
                 failures = 0
@@ -220,6 +223,7 @@ async def subscribe_loop(
     failures = 0
     try:
         while True:
+            raise_if_cancelled()
             try:
                 if not pubsub.subscribed:
                     if channels:

@@ -26,6 +26,7 @@ __all__ = [
     "RedisTag",
     "RetryPolicy",
     "dead_record",
+    "raise_if_cancelled",
     "read_dead_record",
     "retry_async",
     "retry_sync",
@@ -33,6 +34,20 @@ __all__ = [
 
 log = logging.getLogger("celeriac.transports.redis")
 T = TypeVar("T")
+
+
+def raise_if_cancelled() -> None:
+    """Raise ``CancelledError`` if the running task has been asked to stop.
+
+    On Python 3.11, redis-py's asyncio commands run inside ``asyncio.wait_for``,
+    which can swallow a cancellation that lands while the reply is arriving:
+    the command returns normally and a ``while True`` loop around it would run
+    forever after ``task.cancel()`` (a worker's warm shutdown then hangs).
+    Long-lived loops call this once per turn.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 @dataclass(frozen=True, slots=True)
