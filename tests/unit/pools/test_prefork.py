@@ -90,7 +90,9 @@ def app() -> App:
 
     @app.task(name="block")
     def block(started: str, release: str | None = None, seconds: float = WAIT) -> int:
-        Path(started).write_text(str(os.getpid()))
+        # Written whole, then renamed: a waiter that sees the file sees the pid.
+        Path(started + ".tmp").write_text(str(os.getpid()))
+        os.replace(started + ".tmp", started)
         if release is None:
             time.sleep(seconds)
         else:
