@@ -165,8 +165,11 @@ class Monitor:
                     await self.receiver.wait_ready()
                     self.live.set()
                     await capture
-                except (OSError, TimeoutError, ConnectionError) as exc:
-                    logger.warning("dashboard: event capture failed (%s); retrying", exc)
+                except TypeError as exc:  # a broker without broadcast: no events ever
+                    logger.error("dashboard: this broker cannot carry events: %s", exc)
+                    return
+                except Exception as exc:  # broker down, a handler bug: start over
+                    logger.warning("dashboard: event capture failed (%r); retrying", exc)
                 finally:
                     self.live.clear()
                     self.receiver.stop()

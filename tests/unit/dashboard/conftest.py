@@ -3,6 +3,7 @@ and a TestClient on a loopback host."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -16,6 +17,8 @@ from celeriac.dashboard import Monitor, create_app
 @pytest.fixture
 def app() -> Iterator[Celery]:
     celery = Celery("dash-unit", broker="memory://", backend="memory://")
+    # memory:// queues live as long as the process: a queue of its own for each test
+    celery.conf.task_default_queue = f"dash-unit-{uuid.uuid4()}"
     yield celery
     celery.close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 
 import pytest
 from _dash_events import ADD_ID, vector_event
@@ -90,3 +91,26 @@ def test_a_lagging_subscriber_is_told_to_resync(monitor: Monitor) -> None:
     for n in range(queue.maxsize + 5):
         monitor.handle(vector_event("task_received", uuid=f"many-{n}"))
     assert queue.qsize() == 5 and queue.get_nowait() == {"type": "resync"}
+
+
+async def test_monitor_run_captures_events_from_the_broker(app: Celery) -> None:
+    from celeriac.protocol.events import event_envelope
+    from celeriac.protocol.keys import EVENT_EXCHANGE
+
+    monitor = Monitor(app)
+    runner = asyncio.ensure_future(monitor.run())
+    transport = app.new_transport()
+    await transport.connect()
+    try:
+        await asyncio.wait_for(monitor.live.wait(), 10)
+        heartbeat = vector_event("worker_heartbeat", hostname="far@away")
+        await transport.broadcast(EVENT_EXCHANGE, event_envelope(heartbeat, hostname="far@away"))
+        async with asyncio.timeout(10):
+            while "far@away" not in monitor.state.workers:
+                await asyncio.sleep(0.01)
+        assert monitor.state.workers["far@away"].fields["processed"] == 0
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        await transport.close()

@@ -7,6 +7,7 @@ import re
 from _dash_events import ADD_ID, FAIL_ID, vector_event
 from starlette.testclient import TestClient
 
+from celeriac import Celery
 from celeriac.dashboard import Monitor
 
 
@@ -34,7 +35,8 @@ def test_worker_pool_and_queues_come_from_inspect(client: TestClient, monitor: M
     assert w1["queues"] == ["celery", "images"]
     page = client.get("/workers").text
     assert "prefork x4" in page and "celery, images" in page
-    assert monitor.queue_names() == ["celery", "images"]
+    default = monitor.app.conf.settings.task_default_queue
+    assert monitor.queue_names() == sorted(["celery", "images", default])
 
 
 def test_api_tasks_has_flower_shapes_and_states(client: TestClient) -> None:
@@ -103,10 +105,14 @@ def test_pages_render_and_send_security_headers(client: TestClient) -> None:
     assert "EventSource" in client.get("/static/dashboard.js").text
 
 
-def test_queues_report_lengths_from_the_transport(client: TestClient) -> None:
+def test_queues_report_lengths_from_the_transport(client: TestClient, app: Celery) -> None:
+    queue = app.conf.settings.task_default_queue
     assert client.get("/api/queues").json() == {
-        "active_queues": [{"name": "celery", "messages": 0}]}
-    assert 'data-field="messages">0<' in client.get("/queues").text
+        "active_queues": [{"name": queue, "messages": 0}]}
+    app.send_task("tasks.add", (1, 2))
+    assert client.get("/api/queues").json() == {
+        "active_queues": [{"name": queue, "messages": 1}]}
+    assert 'data-field="messages">1<' in client.get("/queues").text
 
 
 def test_charts_series_counts_finished_tasks(client: TestClient) -> None:
