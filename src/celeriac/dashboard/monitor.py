@@ -191,12 +191,14 @@ class Monitor:
                 async with asyncio.timeout(self.inspect_every):
                     await self._inspect_soon.wait()
 
-    async def refresh_inspect(self, timeout: float = 1.0) -> None:
-        """Ask every worker for ``stats`` and ``active_queues`` (answers within ``timeout``)."""
+    async def refresh_inspect(self, timeout: float = 2.0) -> None:
+        """Ask every worker for ``stats`` and ``active_queues`` (answers within ``timeout``,
+        or as soon as every live worker answered)."""
         control = self.app.control
+        limit = len(self.state.alive_workers()) or None
         stats, queues = await asyncio.gather(
-            control.abroadcast("stats", reply=True, timeout=timeout),
-            control.abroadcast("active_queues", reply=True, timeout=timeout))
+            control.abroadcast("stats", reply=True, timeout=timeout, limit=limit),
+            control.abroadcast("active_queues", reply=True, timeout=timeout, limit=limit))
         for command, replies in (("stats", stats), ("active_queues", queues)):
             for host, answer in merge_replies(replies or []).items():
                 self.inspected.setdefault(host, {})[command] = answer

@@ -62,9 +62,10 @@ def test_dashboard_follows_a_real_worker_and_revokes_a_waiting_task(
             tasks = dash.get("/api/tasks")
             assert tasks[added.id]["result"] == "5" and tasks[added.id]["worker"] == host
             assert tasks[added.id]["received"] <= tasks[added.id]["succeeded"]
-            assert dash.get(f"/api/tasks?search={waiting.id}") .keys() == {waiting.id}
-            worker_info = dash.wait_for("/api/workers", lambda ws: ws[host]["pool"] is not None,
-                                        "inspect answered")[host]
+            assert dash.get(f"/api/tasks?search={waiting.id}").keys() == {waiting.id}
+            worker_info = dash.wait_for(
+                "/api/workers", lambda ws: ws[host]["pool"] and ws[host]["queues"],
+                "inspect answered")[host]
             assert QUEUE in worker_info["queues"]
             queues = {q["name"]: q["messages"] for q in dash.get("/api/queues")["active_queues"]}
             assert queues[QUEUE] == 0
