@@ -116,8 +116,10 @@ async def rate_limit(request: Request) -> Response:
     value = str(form.get("ratelimit") or request.query_params.get("ratelimit") or "").strip()
     if not value:
         return _answer(request, form, "ratelimit is required", status=400)
-    replies = await _monitor(request).app.control.abroadcast(
-        "rate_limit", {"task_name": name, "rate_limit": value}, reply=True, timeout=1.0)
+    monitor = _monitor(request)
+    async with monitor.control_lock:
+        replies = await monitor.app.control.abroadcast(
+            "rate_limit", {"task_name": name, "rate_limit": value}, reply=True, timeout=1.0)
     return _answer(request, form,
                    f"rate limit of '{name}' set to {value} on {len(replies or [])} worker(s)")
 

@@ -103,6 +103,9 @@ class Monitor:
         self.live = asyncio.Event()
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self._inspect_soon = asyncio.Event()
+        self.control_lock = asyncio.Lock()
+        """Held by each control call that waits for replies: calls of one app share its
+        reply queue, and a call drops the replies that carry another call's ticket."""
 
     # -- events ---------------------------------------------------------------------
     def handle(self, event: dict[str, Any]) -> None:
@@ -196,9 +199,10 @@ class Monitor:
         or as soon as every live worker answered)."""
         control = self.app.control
         limit = len(self.state.alive_workers()) or None
-        stats, queues = await asyncio.gather(
-            control.abroadcast("stats", reply=True, timeout=timeout, limit=limit),
-            control.abroadcast("active_queues", reply=True, timeout=timeout, limit=limit))
+        async with self.control_lock:
+            stats = await control.abroadcast("stats", reply=True, timeout=timeout, limit=limit)
+            queues = await control.abroadcast("active_queues", reply=True, timeout=timeout,
+                                              limit=limit)
         for command, replies in (("stats", stats), ("active_queues", queues)):
             for host, answer in merge_replies(replies or []).items():
                 self.inspected.setdefault(host, {})[command] = answer
