@@ -11,6 +11,9 @@ engineers' runs, xdist workers) never flush each other's data.
 RabbitMQ: :func:`ensure_rabbitmq` checks 127.0.0.1:5672 and runs
 ``rabbitmq-server -detached`` if needed; :func:`rabbitmq_vhost` gives each test
 session its own vhost (``celeriac-test-<random>``), deleted at the end.
+
+Chromium (for the dashboard's browser tests): :func:`ensure_chromium` installs
+Debian's ``chromium`` package with apt-get when ``/usr/bin/chromium`` is missing.
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ from collections.abc import Iterator
 import pytest
 
 __all__ = [
+    "CHROMIUM",
     "RABBITMQ_HOST",
     "RABBITMQ_PORT",
     "REDIS_HOST",
     "REDIS_PORT",
     "amqp_url",
+    "ensure_chromium",
     "ensure_rabbitmq",
     "ensure_redis",
     "rabbitmq_vhost",
@@ -192,3 +197,34 @@ def rabbitmq_vhost() -> Iterator[str]:
 def amqp_url(rabbitmq_vhost: str) -> str:
     """``amqp://guest:guest@127.0.0.1:5672/<this session's vhost>``."""
     return f"amqp://guest:guest@{RABBITMQ_HOST}:{RABBITMQ_PORT}/{rabbitmq_vhost}"
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def ensure_chromium(wait: float = 900.0) -> str:
+    """Debian's Chromium at :data:`CHROMIUM`, installed with apt-get when missing
+    (as root, or through ``sudo -n``); fails the test when that is impossible."""
+    if os.access(CHROMIUM, os.X_OK):
+        return CHROMIUM
+    prefix = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    with open(os.path.join(_LOCK_DIR, "celeriac-test-apt.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one installer at a time on this machine
+        try:
+            if not os.access(CHROMIUM, os.X_OK):
+                subprocess.run([*prefix, "apt-get", "update"], check=False,
+                               capture_output=True, timeout=wait, env=env)
+                done = subprocess.run([*prefix, "apt-get", "install", "-y", "chromium",
+                                       "chromium-driver"], check=False, capture_output=True,
+                                      text=True, timeout=wait, env=env)
+                if done.returncode != 0:
+                    pytest.fail(f"Chromium is missing and apt-get could not install it: "
+                                f"{done.stderr.strip()[-500:]}")
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            pytest.fail(f"Chromium is missing at {CHROMIUM} and cannot be installed: {exc}")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"Chromium is still missing at {CHROMIUM} after apt-get install")
+    return CHROMIUM

@@ -5,12 +5,12 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from celeriac.cli import beat, call, control, events, inspect, status, worker
+from celeriac.cli import beat, call, control, dashboard, events, inspect, status, worker
 from celeriac.cli._group import cli
 
 __all__ = ["cli", "main"]
 
-_SUBCOMMANDS = (beat, call, control, events, inspect, status, worker)
+_SUBCOMMANDS = (beat, call, control, dashboard, events, inspect, status, worker)
 
 
 def main(argv: list[str] | None = None, app: Any = None) -> None:
