@@ -16,6 +16,7 @@ list of ``{nodename: answer}`` dicts; :class:`Inspect` methods return one dict
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -43,6 +44,46 @@ __all__ = ["Control", "Inspect", "acall"]
 Replies = list[dict[str, Any]]
 
 
+class _ReplyMailbox:
+    """Replies one call read from the app's shared reply queue for another call.
+
+    Every call of a process listens on the same reply queue (Celery's design:
+    one per app), so two concurrent calls (threads, or the dashboard polling
+    while a button is pressed) read each other's replies. A reply whose ticket
+    belongs to another call still open in this process is kept here for it;
+    replies to no open call (late answers to a finished one) are dropped.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: dict[str, Replies] = {}
+
+    def open(self, ticket: str) -> None:
+        with self._lock:
+            self._open[ticket] = []
+
+    def close(self, ticket: str) -> None:
+        with self._lock:
+            self._open.pop(ticket, None)
+
+    def keep(self, ticket: str | None, replies: dict[str, Any]) -> None:
+        with self._lock:
+            box = self._open.get(ticket) if ticket is not None else None
+            if box is not None:
+                box.append(replies)
+
+    def take(self, ticket: str) -> Replies:
+        with self._lock:
+            box = self._open.get(ticket)
+            if not box:
+                return []
+            taken, box[:] = list(box), []
+            return taken
+
+
+_mailbox = _ReplyMailbox()
+
+
 async def acall(app: App, request: ControlRequest, *, reply: bool = True,
                 timeout: float = 1.0, limit: int | None = None) -> Replies:
     """Broadcast ``request``; with ``reply``, the ``{node: answer}`` replies heard within
@@ -62,18 +103,26 @@ async def acall(app: App, request: ControlRequest, *, reply: bool = True,
         await transport.broadcast(PIDBOX_EXCHANGE, control_request_envelope(request))
         if not reply:
             return []
-        return await _collect(app, transport, queue.name, request.ticket, timeout, limit)
+        assert request.ticket is not None
+        _mailbox.open(request.ticket)
+        try:
+            return await _collect(app, transport, queue.name, request.ticket, timeout, limit)
+        finally:
+            _mailbox.close(request.ticket)
     finally:
         await transport.close()
 
 
-async def _collect(app: App, transport: Any, queue: str, ticket: str | None, timeout: float,
+async def _collect(app: App, transport: Any, queue: str, ticket: str, timeout: float,
                    limit: int | None) -> Replies:
     accept = (*app.conf.settings.accept_content, "json")
     replies: Replies = []
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while limit is None or len(replies) < limit:
+    while True:
+        replies += _mailbox.take(ticket)  # read for us by a concurrent call
+        if limit is not None and len(replies) >= limit:
+            break
         remaining = deadline - loop.time()
         if remaining <= 0:
             break
@@ -85,9 +134,11 @@ async def _collect(app: App, transport: Any, queue: str, ticket: str | None, tim
                 answer = parse_control_reply(delivery.envelope, accept)
             except (DecodeError, ContentDisallowed):
                 continue
-            if answer.ticket == ticket:  # a late reply to an earlier call is dropped
+            if answer.ticket == ticket:
                 replies.append(answer.replies)
-    return replies
+            else:  # another open call's (kept for it) or a late one (dropped)
+                _mailbox.keep(answer.ticket, answer.replies)
+    return replies[:limit] if limit is not None else replies
 
 
 def _request(command: str, arguments: dict[str, Any] | None, destination: Any,

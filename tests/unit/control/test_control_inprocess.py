@@ -190,3 +190,29 @@ def test_cli_rejects_bad_usage() -> None:
     assert out.exit_code == 2 and "N must be a number" in out.output
     out = runner.invoke(cli, ["-A", "x", "inspect", "everything"])
     assert out.exit_code == 2 and "valid: active, active_queues" in out.output
+
+
+def test_concurrent_calls_of_one_process_each_get_their_replies(app: Celery) -> None:
+    # All calls of a process share the app's reply queue: a call that reads
+    # another's reply must keep it for that call, not drop it.
+    with run_worker(app, hostname="w1@t"):
+        answers: list[object] = []
+        lock = threading.Lock()
+
+        def ask(command: str) -> None:
+            for _ in range(3):
+                got = app.control.broadcast(command, {}, reply=True, timeout=10.0, limit=1)
+                with lock:
+                    answers.append((command, got))
+
+        threads = [threading.Thread(target=ask, args=(c,))
+                   for c in ("ping", "stats", "active_queues", "ping")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert len(answers) == 12
+        for command, got in answers:
+            assert isinstance(got, list) and len(got) == 1 and "w1@t" in got[0], (command, got)
+            if command == "ping":
+                assert got == [{"w1@t": {"ok": "pong"}}]
