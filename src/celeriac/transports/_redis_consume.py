@@ -209,14 +209,9 @@ class RedisConsuming:
         while buffer and len(deliveries) < limit:
             seq, list_name, element = buffer.popleft()
             queue = self._queue_of.get(list_name, list_name)
-            tag = RedisTag(seq, list_name, element)
-            try:
-                envelope = decode_element(element)
-            except DecodeError as exc:
-                await self._set_aside_undecodable(tag, queue, exc)
-                continue
-            deliveries.append(Delivery(envelope, queue, tag, False))
-            self._running.add(seq)
+            delivery = await self._delivery(seq, list_name, queue, element, False)
+            if delivery is not None:
+                deliveries.append(delivery)
         return deliveries
 
     def _finished(self, seqs: Sequence[str]) -> None:
@@ -303,15 +298,23 @@ class RedisConsuming:
             seq, index, element = raw[i].decode(), int(raw[i + 1]) - 1, raw[i + 3]
             redelivered = raw[i + 2] == b"1"
             list_name, queue = order[index]
-            tag = RedisTag(seq, list_name, element)
-            try:
-                envelope = decode_element(element)
-            except DecodeError as exc:
-                await self._set_aside_undecodable(tag, queue, exc)
-                continue
-            deliveries.append(Delivery(envelope, queue, tag, redelivered))
-            self._running.add(seq)
+            delivery = await self._delivery(seq, list_name, queue, element, redelivered)
+            if delivery is not None:
+                deliveries.append(delivery)
         return deliveries, next_due
+
+    async def _delivery(self, seq: str, list_name: str, queue: str, element: bytes,
+                        redelivered: bool) -> Delivery | None:
+        """The delivery of a fetched or pushed element now running here, or ``None``
+        when it does not decode (then set aside as dead)."""
+        tag = RedisTag(seq, list_name, element)
+        try:
+            envelope = decode_element(element)
+        except DecodeError as exc:
+            await self._set_aside_undecodable(tag, queue, exc)
+            return None
+        self._running.add(seq)
+        return Delivery(envelope, queue, tag, redelivered)
 
     async def _set_aside_undecodable(self, tag: RedisTag, queue: str, exc: DecodeError) -> None:
         dead = keys.dead_letter_key(queue)
