@@ -93,6 +93,7 @@ class RedisConsuming:
         self._registration_seconds = float(
             self.options.extra.get("idle_registration_seconds", _REGISTRATION_SECONDS))
         self._queue_of: dict[str, str] = {}
+        self._polled: set[str] = set()
         self._reconciled_generation = 0
         #: FETCH scripts run (a counter for tests and stats).
         self.fetch_round_trips = 0
@@ -144,6 +145,9 @@ class RedisConsuming:
                                       self._pushed.take_announcement)  # fmt: skip
         if any(name not in self._queue_of for name in lists):
             self._queue_of.update(order)
+        if self._polled != set(lists):
+            await self._stop_polling(self._polled - set(lists))
+            self._polled = set(lists)
         await self._wake.watch([*(self._wake_prefix + name for name in lists), self._push_channel])
         idle = _IDLE_POLL_MIN
         failures = 0
@@ -206,12 +210,19 @@ class RedisConsuming:
         buffer = self._pushed.buffer
         if len(buffer) > 1 or self._running:
             self._streaming = True
+        stray: list[str] = []
         while buffer and len(deliveries) < limit:
             seq, list_name, element = buffer.popleft()
+            if list_name not in self._polled:  # pushed just before we stopped polling it
+                stray.append(seq)
+                continue
             queue = self._queue_of.get(list_name, list_name)
             delivery = await self._delivery(seq, list_name, queue, element, False)
             if delivery is not None:
                 deliveries.append(delivery)
+        if stray:
+            await self._retrying("giving back pushed messages", lambda: self._requeue(
+                stray, mark=False))  # fmt: skip
         return deliveries
 
     def _finished(self, seqs: Sequence[str]) -> None:
@@ -245,6 +256,25 @@ class RedisConsuming:
             log.warning("took %d pushed message(s) whose announcement was lost back from "
                         "Redis (%s)", found, self.describe())  # fmt: skip
             self._wake.set()
+
+    async def _stop_polling(self, dropped: set[str]) -> None:
+        """Lists no longer polled (a cancelled consumer): no more pushes from them, and
+        what was pushed from them but not taken yet goes back to its list."""
+        if not dropped:
+            return
+        prefix = keys.idle_consumers_prefix()
+        client = self._async_client()
+        for name in dropped:
+            await self._retrying("leaving an idle list", partial(
+                client.zrem, prefix + name, self.consumer_id))  # fmt: skip
+        buffer = self._pushed.buffer
+        back = [item for item in buffer if item[1] in dropped]
+        if back:
+            kept = [item for item in buffer if item[1] not in dropped]
+            buffer.clear()
+            buffer.extend(kept)
+            await self._retrying("giving back pushed messages", lambda: self._requeue(
+                [seq for seq, _, _ in back], mark=False))  # fmt: skip
 
     async def stop_fetching(self) -> None:
         """Take no more messages: drop the idle registration (no more pushes) and

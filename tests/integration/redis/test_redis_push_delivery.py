@@ -326,3 +326,26 @@ async def test_a_push_while_busy_marks_a_stream(make: Factory, raw: redis.Redis)
     assert await consumer.fetch(["q"], 8, 0) == []  # this FETCH did not register again
     assert not registered(raw, consumer)
     await consumer.ack(first)
+
+
+async def test_a_list_no_longer_polled_pushes_no_more(make: Factory, raw: redis.Redis) -> None:
+    # cancel_consumer: the worker stops polling a list; messages for it must wait
+    # on the list for other consumers, not be handed to this one.
+    consumer, producer = await make(), await make()
+    await go_idle(raw, consumer, ["keep", "drop"])
+    assert await consumer.fetch(["keep"], 4, 0.02) == []  # polls "keep" only from now
+    await producer.publish(envelope("drop", b"[[2], {}, {}]"))
+    assert raw.llen("drop") == 1 and held(raw, consumer) == {}
+
+
+async def test_a_message_pushed_from_a_list_just_dropped_goes_back(
+        make: Factory, raw: redis.Redis) -> None:
+    consumer, producer = await make(), await make()
+    await go_idle(raw, consumer, ["keep", "drop"])
+    await producer.publish(envelope("drop", b"[[3], {}, {}]"))
+    await until(lambda: consumer.pushed_deliveries == 1)
+    assert await consumer.fetch(["keep"], 4, 0.05) == []  # the push is not run here
+    assert raw.llen("drop") == 1 and held(raw, consumer) == {}
+    other = await make()
+    got = await other.fetch(["drop"], 4, 1.0)
+    assert [d.envelope.body for d in got] == [b"[[3], {}, {}]"]
