@@ -62,7 +62,7 @@ class EventLog:
                     await self._changed.wait_for(predicate)
         except TimeoutError:
             seen = "\n".join(f"{e['type']} {e.get('hostname')} {e.get('uuid', '')}"
-                             for e in self.events[-40:])
+                             f" {e.get('processed', '')}" for e in self.events[-40:])
             raise AssertionError(f"{what} not received within {timeout}s; saw:\n{seen}") from None
 
     def position(self, type_: str, **match: Any) -> int:
