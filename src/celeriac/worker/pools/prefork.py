@@ -144,8 +144,29 @@ class PreforkPool(Pool):
     def _queue(self, entry: Entry) -> None:
         self._entries[entry.seq] = entry
         self._drained.clear()
+        if not self._pending:
+            proc = self._idle_child()
+            if proc is not None:
+                # An idle child takes the job now, not a loop turn later: a lone job
+                # (the sequential round trip) starts sooner. Jobs queued behind it
+                # in this turn still go out together at the next dispatch.
+                self._assign(proc, entry)
+                self._send(proc, [entry])
+                self._mark_busy()
+                return
         self._pending.append(entry)
         self._schedule_dispatch()
+
+    def _idle_child(self) -> Proc | None:
+        for proc in self._procs.values():
+            if not proc.inflight and self._capacity(proc) > 0:
+                return proc
+        return None
+
+    def _assign(self, proc: Proc, entry: Entry) -> None:
+        entry.proc = proc
+        proc.inflight.append(entry)
+        proc.assigned += 1
 
     async def stop(self, *, cold: bool = False) -> None:
         """Warm: let every submitted job finish, then let children exit.
@@ -398,9 +419,7 @@ class PreforkPool(Pool):
         while self._pending and ready:
             proc = min(ready, key=lambda p: len(p.inflight))  # idle children first
             entry = self._pending.popleft()
-            entry.proc = proc
-            proc.inflight.append(entry)
-            proc.assigned += 1
+            self._assign(proc, entry)
             batches.setdefault(proc.pid, []).append(entry)
             if self._capacity(proc) <= 0:
                 ready.remove(proc)
