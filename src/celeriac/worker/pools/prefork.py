@@ -305,6 +305,10 @@ class PreforkPool(Pool):
                     self._on_started(proc, entry)
                 elif kind == DONE:
                     self._on_done(proc, entry, outcome_from_wire(payload))
+            if len(data) < _READ_SIZE:
+                # A short read emptied the pipe: no second read() just to hear EAGAIN
+                # (the reader stays registered for whatever the child writes next).
+                return
 
     def _on_started(self, proc: Proc, entry: Entry) -> None:
         entry.started = time.perf_counter()
