@@ -513,10 +513,15 @@ class Consumer:
         they may ride with the transport's next fetch (``ack_soon``)."""
         self._pending_acks.append(delivery)
         if not self._ack_scheduled:
-            # The flush task's first step runs in the next loop turn and takes
-            # every ack queued by then.
+            # The flush task starts two loop turns from now and takes every ack
+            # queued by then: under load (a drain) that coalesces the acks of
+            # several pipe reads into one write. The acks of stored results do
+            # not wait for it (see _stored).
             self._ack_scheduled = True
-            self._spawn(self.flush_acks())
+            self._loop.call_soon(self._spawn_flush)
+
+    def _spawn_flush(self) -> None:
+        self._spawn(self.flush_acks())
 
     async def flush_acks(self, *, now: bool = False) -> None:
         """Send every pending ack in one call: with the transport's next fetch when

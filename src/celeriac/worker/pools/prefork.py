@@ -144,12 +144,13 @@ class PreforkPool(Pool):
     def _queue(self, entry: Entry) -> None:
         self._entries[entry.seq] = entry
         self._drained.clear()
-        if not self._pending:
+        if len(self._entries) == 1:
             proc = self._idle_child()
             if proc is not None:
-                # An idle child takes the job now, not a loop turn later: a lone job
-                # (the sequential round trip) starts sooner. Jobs queued behind it
-                # in this turn still go out together at the next dispatch.
+                # A lone job on an idle pool (the sequential round trip) goes to a
+                # child now, not a loop turn later. Jobs queued behind it in this
+                # turn still go out together at the next dispatch; a busy pool
+                # (a drain) always batches.
                 self._assign(proc, entry)
                 self._send(proc, [entry])
                 self._mark_busy()
