@@ -3,9 +3,11 @@
 When several tasks finish in the same turn of the event loop (a batch of
 outcomes from prefork children, a burst of coroutines), the backend sees one
 :meth:`~celeriac.backends.base.ResultBackend.store_many` call for all of them:
-one round trip on Redis instead of one per task. The first result of a batch
-starts its writer task at once; the task's first step runs in the next loop
-turn and takes every result queued by then.
+one round trip on Redis instead of one per task. On an idle worker the first
+result of a batch starts its writer task at once (its first step runs in the
+next loop turn and takes every result queued by then); while another write is
+in flight the writer starts one turn later, so that under load more results
+share a write.
 
 A caller either awaits :meth:`StoreBatcher.store`, or hands a callback to
 :meth:`StoreBatcher.store_then`, which the writer calls as soon as the write
@@ -53,9 +55,16 @@ class StoreBatcher:
         """Queue ``meta`` for the next write; ``done(exc)`` is called from the writer
         task once it is written (``exc`` is ``None``) or refused."""
         if not self._batch:
-            # The writer leaves the set itself (a done callback would cost a loop turn).
-            self._writers.add(asyncio.get_running_loop().create_task(self._write()))
+            if self._writers:
+                # Busy (a write in flight): gather one more loop turn of results.
+                asyncio.get_running_loop().call_soon(self._start_writer)
+            else:
+                self._start_writer()
         self._batch.append((meta, done))
+
+    def _start_writer(self) -> None:
+        # The writer leaves the set itself (a done callback would cost a loop turn).
+        self._writers.add(asyncio.get_running_loop().create_task(self._write()))
 
     async def idle(self) -> None:
         """Wait until every write started so far (and its ``after_write``) is done."""
