@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,7 @@ from celeriac.protocol.exceptions import exception_from_wire, exception_to_wire
 from celeriac.protocol.message import build_task_envelope, new_task_id
 from celeriac.protocol.results import ResultMeta, now_iso
 from celeriac.transports.base import Transport
-from celeriac.worker._batching import StoreBatcher
+from celeriac.worker._batching import StoreBatcher, WriteDone
 from celeriac.worker.request import Request
 
 if TYPE_CHECKING:
@@ -77,6 +78,29 @@ class Completion:
             return
         await self._stores.store(self._meta(request, status, result, traceback,
                                             children if children is not None else []))
+
+    def store_success_then(self, request: Request, out: Outcome, done: WriteDone) -> bool:
+        """Queue the result of a success that needs nothing but its result stored (no
+        callback, chain step or chord) and return ``True``; ``done(exc)`` is called
+        once it is written. ``False`` (nothing done): :meth:`finish` is needed."""
+        m = request.message
+        if (out.status != states.SUCCESS or self._stores is None or m.callbacks or m.chain
+                or m.chord is not None or m.ignore_result
+                or getattr(request.task, "ignore_result", False)):
+            return False
+        self._stores.store_then(self._meta(request, states.SUCCESS, out.value, None, []), done)
+        return True
+
+    def after_writes(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Await ``hook`` (the worker's ack flush) after each batch of results is written
+        and its :meth:`store_success_then` callbacks have run."""
+        if self._stores is not None:
+            self._stores.after_write = hook
+
+    async def writes_done(self) -> None:
+        """Wait until every result write started so far is done (warm shutdown)."""
+        if self._stores is not None:
+            await self._stores.idle()
 
     def is_trivial(self, request: Request, out: Outcome) -> bool:
         """Whether :meth:`finish` would do nothing for ``out``: a success whose

@@ -67,14 +67,19 @@ class Consumer:
         self.inflight: dict[str, Request] = {}
         self.held: dict[str, tuple[Request, asyncio.TimerHandle]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._submitted_count = 0  # jobs handed to Pool.submit, not reported back yet
-        self._submissions_done = asyncio.Event()
+        # Jobs handed to Pool.submit not reported back yet, plus results queued with
+        # Completion.store_success_then not written yet: callbacks still to come.
+        self._callbacks_due = 0
+        self._callbacks_done = asyncio.Event()
         self._slot = asyncio.Event()
         self._pending_acks: list[Delivery] = []
         self._ack_scheduled = False
         self._stopping = False
         self._loop = asyncio.get_running_loop()  # made inside the worker's loop
         self.processed = 0
+        # Acks of results written together go out right after their write, from the
+        # writer's task (see _stored): no loop turn or task of their own.
+        self.completion.after_writes(self._send_acks)
 
     # -- the loop -------------------------------------------------------------------
     async def run(self) -> None:
@@ -119,11 +124,12 @@ class Consumer:
 
     async def drain(self) -> None:
         """Wait for every running request to finish and be acked."""
-        while self._tasks or self._submitted_count:
-            if self._submitted_count:
-                self._submissions_done.clear()
-                await self._submissions_done.wait()
+        while self._tasks or self._callbacks_due:
+            if self._callbacks_due:
+                self._callbacks_done.clear()
+                await self._callbacks_done.wait()
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.completion.writes_done()
         await self.flush_acks(now=True)
 
     async def requeue_held(self) -> None:
@@ -278,6 +284,8 @@ class Consumer:
             if self._settled(request, out, acks_late):
                 self._done(request)
                 return
+            if acks_late and self._store_soon(request, out):
+                return
         except Exception:
             _log_internal_error(request)
             self._spawn(self._after_inline(request, None, acks_late))
@@ -301,7 +309,7 @@ class Consumer:
         """Hand ``request`` to the pool (see :meth:`_runs_now`); :meth:`_submitted`
         gets its outcome, and the I/O after it runs in a task only when needed."""
         worker = self.worker
-        self._submitted_count += 1
+        self._callbacks_due += 1
         try:
             worker.events.task_started(request)
             request.started = time.monotonic()
@@ -313,18 +321,75 @@ class Consumer:
 
     def _submitted(self, request: Request, out: Outcome | None) -> None:
         """The pool's report on a submitted job (``None``: it could not be submitted)."""
-        self._submitted_count -= 1
-        if not self._submitted_count:
-            self._submissions_done.set()
-        if out is not None:
-            try:
-                if self._settled(request, out, True):
-                    self._done(request)
-                    return
-            except Exception:
-                _log_internal_error(request)
-                out = None
-        self._spawn(self._after_inline(request, out, True))
+        try:
+            if out is not None:
+                try:
+                    if self._settled(request, out, True):
+                        self._done(request)
+                        return
+                    if self._store_soon(request, out):
+                        return
+                except Exception:
+                    _log_internal_error(request)
+                    out = None
+            self._spawn(self._after_inline(request, out, True))
+        finally:
+            self._callback_came()
+
+    def _callback_came(self) -> None:
+        self._callbacks_due -= 1
+        if not self._callbacks_due:
+            self._callbacks_done.set()
+
+    def _store_soon(self, request: Request, out: Outcome) -> bool:
+        """Finish a success whose only I/O is its result write (the common outcome
+        with a result backend) without a task: the write joins the batch of this
+        loop turn, and :meth:`_stored` counts and acks it from the writer's task
+        (acks_late only; the ack follows the write, see ``StoreBatcher``).
+        ``False`` (having done nothing) when the outcome needs :meth:`_after_run`."""
+        if out.status != states.SUCCESS or out.requeue:
+            return False
+        done = partial(self._stored, request, out)
+        self._callbacks_due += 1
+        try:
+            queued = self.completion.store_success_then(request, out, done)
+        except BaseException:
+            self._callback_came()
+            raise
+        if not queued:
+            self._callback_came()
+            return False
+        self.worker.log_outcome(request, out)
+        return True
+
+    def _stored(self, request: Request, out: Outcome, exc: BaseException | None) -> None:
+        """The write queued by :meth:`_store_soon` is done (``exc`` is ``None``) or failed.
+
+        Called in the writer's task, which flushes the acks queued here as soon
+        as its batch's callbacks have run."""
+        try:
+            if exc is None:
+                self._count(request, out)
+                self._pending_acks.append(request.delivery)
+                self._done(request)
+            else:
+                self._spawn(self._after_failed_store(request, out, exc))
+        finally:
+            self._callback_came()
+
+    async def _after_failed_store(self, request: Request, out: Outcome,
+                                  exc: BaseException) -> None:
+        """What :meth:`_after_run` does when the result write fails."""
+        try:
+            if not isinstance(exc, EncodeError):
+                raise exc
+            out = await self._store_unencodable(request, out, exc)
+            await self._finished(request, out, True)
+        except Exception:
+            _log_internal_error(request)
+            await self._give_back(request)
+        finally:
+            self._done(request)
 
     async def _give_back(self, request: Request) -> None:
         await self._safe_reject(request.delivery, requeue=True, reason="internal error")
@@ -377,14 +442,18 @@ class Consumer:
         """
         if not self.completion.is_trivial(request, out):
             return False
-        worker = self.worker
-        worker.log_outcome(request, out)
-        worker.events.task_outcome(request, out)
-        self.processed += 1
-        worker.state.processed(request.name)
+        self.worker.log_outcome(request, out)
+        self._count(request, out)
         if acks_late:
             self._queue_ack(request.delivery)
         return True
+
+    def _count(self, request: Request, out: Outcome) -> None:
+        """A finished task's event and counters."""
+        worker = self.worker
+        worker.events.task_outcome(request, out)
+        self.processed += 1
+        worker.state.processed(request.name)
 
     async def _after_run(self, request: Request, out: Outcome, acks_late: bool) -> None:
         """Everything after the pool returned: store, follow-ups, events, ack or reject."""
@@ -407,15 +476,22 @@ class Consumer:
         try:
             await self.completion.finish(request, out)
         except EncodeError as exc:
-            # The value cannot be stored with the result serializer: a FAILURE,
-            # not an internal error (which would redeliver it forever).
-            logger.error("Task %s[%s] returned a value that cannot be stored: %s",
-                         request.display_name, request.id, exc)
-            out = failed_outcome(exc, out.runtime)
-            await self.completion.finish(request, out)
-        worker.events.task_outcome(request, out)
-        self.processed += 1
-        worker.state.processed(request.name)
+            out = await self._store_unencodable(request, out, exc)
+        await self._finished(request, out, acks_late)
+
+    async def _store_unencodable(self, request: Request, out: Outcome,
+                                 exc: EncodeError) -> Outcome:
+        """The value cannot be stored with the result serializer: a FAILURE, not an
+        internal error (which would redeliver it forever)."""
+        logger.error("Task %s[%s] returned a value that cannot be stored: %s",
+                     request.display_name, request.id, exc)
+        out = failed_outcome(exc, out.runtime)
+        await self.completion.finish(request, out)
+        return out
+
+    async def _finished(self, request: Request, out: Outcome, acks_late: bool) -> None:
+        """After the outcome is stored: event, counters, then ack or reject."""
+        self._count(request, out)
         if out.status == states.REJECTED:
             if acks_late:
                 await self._safe_reject(request.delivery, requeue=out.requeue,
@@ -438,6 +514,10 @@ class Consumer:
         they may ride with the transport's next fetch (``ack_soon``)."""
         self._pending_acks.append(delivery)
         if not self._ack_scheduled:
+            # The flush task starts two loop turns from now and takes every ack
+            # queued by then: under load (a drain) that coalesces the acks of
+            # several pipe reads into one write. The acks of stored results do
+            # not wait for it (see _stored).
             self._ack_scheduled = True
             self._loop.call_soon(self._spawn_flush)
 
@@ -448,6 +528,11 @@ class Consumer:
         """Send every pending ack in one call: with the transport's next fetch when
         it can carry them (within milliseconds), or at once when ``now``."""
         self._ack_scheduled = False
+        await self._send_acks(now=now)
+
+    async def _send_acks(self, *, now: bool = False) -> None:
+        """:meth:`flush_acks` without clearing the flag of a scheduled flush (which
+        then finds nothing to send): the hook run after each batch of result writes."""
         if not self._pending_acks:
             return
         batch, self._pending_acks = self._pending_acks, []

@@ -66,3 +66,29 @@ async def test_a_single_failed_store_raises() -> None:
     batcher = StoreBatcher(CountingBackend())
     with pytest.raises(EncodeError):
         await batcher.store(meta("x", "bad"))
+
+
+async def test_store_then_calls_back_after_the_write_then_runs_after_write() -> None:
+    backend = CountingBackend()
+    batcher = StoreBatcher(backend)
+    order: list[str] = []
+    flushed = asyncio.Event()
+
+    async def after_write() -> None:
+        order.append("after_write")
+        flushed.set()
+
+    def done(name: str, exc: BaseException | None) -> None:
+        order.append(f"{name} {'ok' if exc is None else type(exc).__name__}")
+
+    batcher.after_write = after_write
+    for name, value in (("a", 1), ("b", "bad"), ("c", 3)):
+        batcher.store_then(meta(name, value), lambda exc, name=name: done(name, exc))
+    assert order == []  # nothing is written in the caller's turn
+    async with asyncio.timeout(10):
+        await flushed.wait()
+    assert order == ["a ok", "b EncodeError", "c ok", "after_write"]
+    assert backend.batches == [3]
+    assert (await backend.get("a")) is not None and (await backend.get("b")) is None
+    await batcher.idle()
+    assert not batcher._writers

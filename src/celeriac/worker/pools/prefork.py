@@ -144,8 +144,30 @@ class PreforkPool(Pool):
     def _queue(self, entry: Entry) -> None:
         self._entries[entry.seq] = entry
         self._drained.clear()
+        if len(self._entries) == 1:
+            proc = self._idle_child()
+            if proc is not None:
+                # A lone job on an idle pool (the sequential round trip) goes to a
+                # child now, not a loop turn later. Jobs queued behind it in this
+                # turn still go out together at the next dispatch; a busy pool
+                # (a drain) always batches.
+                self._assign(proc, entry)
+                self._send(proc, [entry])
+                self._mark_busy()
+                return
         self._pending.append(entry)
         self._schedule_dispatch()
+
+    def _idle_child(self) -> Proc | None:
+        for proc in self._procs.values():
+            if not proc.inflight and self._capacity(proc) > 0:
+                return proc
+        return None
+
+    def _assign(self, proc: Proc, entry: Entry) -> None:
+        entry.proc = proc
+        proc.inflight.append(entry)
+        proc.assigned += 1
 
     async def stop(self, *, cold: bool = False) -> None:
         """Warm: let every submitted job finish, then let children exit.
@@ -284,6 +306,10 @@ class PreforkPool(Pool):
                     self._on_started(proc, entry)
                 elif kind == DONE:
                     self._on_done(proc, entry, outcome_from_wire(payload))
+            if len(data) < _READ_SIZE:
+                # A short read emptied the pipe: no second read() just to hear EAGAIN
+                # (the reader stays registered for whatever the child writes next).
+                return
 
     def _on_started(self, proc: Proc, entry: Entry) -> None:
         entry.started = time.perf_counter()
@@ -398,9 +424,7 @@ class PreforkPool(Pool):
         while self._pending and ready:
             proc = min(ready, key=lambda p: len(p.inflight))  # idle children first
             entry = self._pending.popleft()
-            entry.proc = proc
-            proc.inflight.append(entry)
-            proc.assigned += 1
+            self._assign(proc, entry)
             batches.setdefault(proc.pid, []).append(entry)
             if self._capacity(proc) <= 0:
                 ready.remove(proc)
