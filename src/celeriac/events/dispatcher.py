@@ -50,6 +50,7 @@ from celeriac.protocol.events import (
     worker_fields,
 )
 from celeriac.protocol.keys import EVENT_EXCHANGE
+from celeriac.transports.base import raise_if_cancelled
 from celeriac.worker.events import WorkerEvents
 
 if TYPE_CHECKING:
@@ -161,7 +162,7 @@ class EventDispatcher(WorkerEvents):
             if now >= next_beat:
                 await self._send_worker("heartbeat")
                 next_beat = now + self.heartbeat_interval
-            _reraise_swallowed_cancel()
+            raise_if_cancelled()
 
     async def close(self) -> None:
         """Flush what waits, send ``worker-offline``, disconnect (bounded in time)."""
@@ -260,16 +261,6 @@ class EventDispatcher(WorkerEvents):
                                                        signum=None, expired=expired))
 
 
-def _reraise_swallowed_cancel() -> None:
-    """Raise ``CancelledError`` if this task was cancelled but the call returned anyway.
-
-    On Python 3.11, ``asyncio.wait_for`` (used inside redis-py's command send)
-    drops a cancellation that arrives as the inner call finishes; without this
-    check the worker's shutdown would wait for this loop forever.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 def _loadavg() -> tuple[float, ...]:

@@ -21,6 +21,7 @@ from celeriac.errors import DecodeError
 from celeriac.protocol.envelope import Envelope
 from celeriac.protocol.kombu_json import decode_element
 from celeriac.transports._redis_conn import CONNECTION_ERRORS, RedisTarget, translate_error
+from celeriac.transports.base import raise_if_cancelled
 
 __all__ = [
     "RedisTag",
@@ -35,19 +36,6 @@ __all__ = [
 log = logging.getLogger("celeriac.transports.redis")
 T = TypeVar("T")
 
-
-def raise_if_cancelled() -> None:
-    """Raise ``CancelledError`` if the running task has been asked to stop.
-
-    On Python 3.11, redis-py's asyncio commands run inside ``asyncio.wait_for``,
-    which can swallow a cancellation that lands while the reply is arriving:
-    the command returns normally and a ``while True`` loop around it would run
-    forever after ``task.cancel()`` (a worker's warm shutdown then hangs).
-    Long-lived loops call this once per turn.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 @dataclass(frozen=True, slots=True)

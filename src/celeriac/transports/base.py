@@ -18,6 +18,7 @@ which any live worker's :meth:`Transport.maintain` loop returns it to its queue.
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -26,7 +27,28 @@ from celeriac.config.urls import mask_url
 from celeriac.protocol.batch import EnvelopeBatch
 from celeriac.protocol.envelope import Envelope
 
-__all__ = ["Binding", "Delivery", "QueueSpec", "Transport", "TransportOptions"]
+__all__ = [
+    "Binding",
+    "Delivery",
+    "QueueSpec",
+    "Transport",
+    "TransportOptions",
+    "raise_if_cancelled",
+]
+
+
+def raise_if_cancelled() -> None:
+    """Raise ``CancelledError`` if the running task has been asked to stop.
+
+    On Python 3.11, ``asyncio.wait_for`` (ours, and redis-py's around every
+    command) can swallow a cancellation that lands as the awaited thing
+    finishes: the call returns normally, and a ``while True`` loop around it
+    would run forever after ``task.cancel()`` (a worker's warm shutdown then
+    hangs). Long-lived and waiting loops call this once per turn.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 @dataclass(frozen=True, slots=True)

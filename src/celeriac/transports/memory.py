@@ -35,6 +35,7 @@ from celeriac.transports.base import (
     QueueSpec,
     Transport,
     TransportOptions,
+    raise_if_cancelled,
 )
 
 __all__ = ["MemoryTransport", "drop_store"]
@@ -210,6 +211,7 @@ class MemoryTransport(Transport):
                     remaining = min(remaining, max(due - time.time(), 0.0) + 0.001)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), remaining)
+                raise_if_cancelled()
         finally:
             with store.lock:
                 store.waiters.discard(waiter)

@@ -58,6 +58,7 @@ from celeriac.transports.base import (
     QueueSpec,
     Transport,
     TransportOptions,
+    raise_if_cancelled,
 )
 
 __all__ = ["SqliteTransport"]
@@ -209,6 +210,7 @@ class SqliteTransport(Transport):
                     pass
                 else:
                     self._backoff.reset()
+                raise_if_cancelled()
 
     async def _claim_once(self, queues: list[str], limit: int) -> list[Delivery]:
         lease_until_delta = self.options.lease_seconds
@@ -347,6 +349,7 @@ class SqliteTransport(Transport):
                     continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), backoff.next())
+                raise_if_cancelled()
 
 
 # -- statements (run in the database thread or under the sync lock) ---------

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from celeriac.transports._redis_support import raise_if_cancelled
+from celeriac.transports.base import raise_if_cancelled
 from conftest import TransportFactory
 
 
