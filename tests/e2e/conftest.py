@@ -21,10 +21,16 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
                  "--disable-sync", "--no-first-run"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[Any]:
-    """A headless Chromium for the session (Playwright's own browsers are never
-    downloaded: it drives /usr/bin/chromium)."""
+    """A headless Chromium for one test (Playwright's own browsers are never
+    downloaded: it drives /usr/bin/chromium).
+
+    Per test, not per session: Playwright's sync API keeps its event loop marked
+    as running in the main thread while it is open, and every asyncio test run
+    after it in the same session would then fail ("cannot be called from a
+    running event loop").
+    """
     executable = ensure_chromium()
     try:
         from playwright.sync_api import sync_playwright
