@@ -100,12 +100,14 @@ async def acall(app: App, request: ControlRequest, *, reply: bool = True,
                 routing_key=queue.routing_key, durable=False, auto_delete=True)])
             request = replace(request, ticket=str(uuid.uuid4()), reply_to=app.oid,
                               expires=time.time() + timeout)
-        await transport.broadcast(PIDBOX_EXCHANGE, control_request_envelope(request))
         if not reply:
+            await transport.broadcast(PIDBOX_EXCHANGE, control_request_envelope(request))
             return []
         assert request.ticket is not None
+        # Open before sending: a concurrent call may read our reply at once.
         _mailbox.open(request.ticket)
         try:
+            await transport.broadcast(PIDBOX_EXCHANGE, control_request_envelope(request))
             return await _collect(app, transport, queue.name, request.ticket, timeout, limit)
         finally:
             _mailbox.close(request.ticket)
