@@ -57,6 +57,19 @@ def _start_worker(tmp_path: Path, broker: str, backend: str, *flags: str) -> Cli
                        "-Q", QUEUE, *flags], cwd=tmp_path)
 
 
+async def _online_worker(log: EventLog, tmp_path: Path, broker: str,
+                         backend: str) -> tuple[str, CliProcess]:
+    """A worker without -E, started and seen online; its hostname and process."""
+    host = expand_hostname("ev1@%h")
+    worker = _start_worker(tmp_path, broker, backend)
+    try:
+        await log.wait_for(lambda: log.of("worker-online", hostname=host), "worker-online")
+    except BaseException:
+        worker.stop()
+        raise
+    return host, worker
+
+
 async def test_worker_with_E_sends_worker_and_task_events_in_order(
         watched: tuple[Celery, EventLog, ClusterState], broker: str, redis_url: str,
         tmp_path: Path) -> None:
@@ -118,10 +131,8 @@ async def test_worker_without_E_sends_worker_events_only(
         tmp_path: Path) -> None:
     app, log, _ = watched
     app.conf.task_send_sent_event = False
-    host = expand_hostname("ev1@%h")
-    worker = _start_worker(tmp_path, broker, redis_url)
+    host, worker = await _online_worker(log, tmp_path, broker, redis_url)
     try:
-        await log.wait_for(lambda: log.of("worker-online", hostname=host), "worker-online")
         result = app.send_task("ev.add", (2, 3))
         assert await asyncio.to_thread(result.get, 20) == 5
         await log.wait_for(lambda: log.of("worker-heartbeat", hostname=host, processed=1),
@@ -174,10 +185,8 @@ async def test_enable_events_by_remote_control_turns_task_events_on_and_off(
         tmp_path: Path) -> None:
     app, log, _ = watched
     app.conf.task_send_sent_event = False
-    host = expand_hostname("ev1@%h")
-    worker = _start_worker(tmp_path, broker, redis_url)
+    host, worker = await _online_worker(log, tmp_path, broker, redis_url)
     try:
-        await log.wait_for(lambda: log.of("worker-online", hostname=host), "worker-online")
         before = app.send_task("ev.add", (1, 1))
         assert await asyncio.to_thread(before.get, 20) == 2
         replies = await asyncio.to_thread(app.control.enable_events, reply=True, timeout=5.0,
