@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from celeriac.protocol.keys import PIDBOX_EXCHANGE
@@ -26,6 +27,8 @@ __all__ = ["abroadcast", "broadcast", "run_blocking"]
 
 async def abroadcast(app: App, request: ControlRequest) -> None:
     """Publish ``request`` on the pidbox fanout exchange of the app's broker."""
+    if request.clock is None:  # stamped with the app's Lamport clock, as kombu does
+        request = replace(request, clock=app.clock.forward())
     envelope = control_request_envelope(request, app.conf.settings.task_serializer
                                         if app.conf.settings.task_serializer != "auth" else "json")
     transport = app.new_transport()

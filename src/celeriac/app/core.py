@@ -35,6 +35,7 @@ from celeriac.canvas import set_app_resolver
 from celeriac.config import Config
 from celeriac.errors import AppImportError, TaskRevokedError
 from celeriac.protocol import states
+from celeriac.protocol.clock import LamportClock
 from celeriac.protocol.exceptions import exception_to_wire
 from celeriac.protocol.results import ResultMeta, now_iso
 from celeriac.protocol.revoke import revoke_request
@@ -95,6 +96,8 @@ class App:
         self.task_cls: type[Task[Any, Any]] = task_cls or Task
         self.tasks = TaskRegistry()
         self.oid = str(uuid.uuid4())
+        #: The app's Lamport clock: events and control messages carry it (as in Celery).
+        self.clock = LamportClock()
         self.origin = f"gen{os.getpid()}@{socket.gethostname()}"
         self.on_after_configure = signals.Signal("on_after_configure")
         self.on_after_finalize = signals.Signal("on_after_finalize")

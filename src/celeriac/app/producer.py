@@ -392,7 +392,8 @@ class Producer:
         """The ``task-sent`` publisher (made on first use)."""
         if self._sent_events is None:
             self._sent_events = SentEvents(self.app.origin,
-                                           self.app.conf.settings.event_serializer)
+                                           self.app.conf.settings.event_serializer,
+                                           self.app.clock)
         return self._sent_events
 
     def _undeclared(self, outs: Sequence[OutgoingTask]) -> list[str]:

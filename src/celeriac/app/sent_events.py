@@ -13,6 +13,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from celeriac.protocol.clock import LamportClock
 from celeriac.protocol.envelope import Envelope
 from celeriac.protocol.events import event_envelope, local_utcoffset, task_event, task_sent_fields
 from celeriac.protocol.keys import EVENT_EXCHANGE
@@ -29,23 +30,23 @@ logger = logging.getLogger("celeriac.app.producer")
 class SentEvents:
     """Builds and publishes the ``task-sent`` events of one client process."""
 
-    def __init__(self, hostname: str, serializer: str) -> None:
+    def __init__(self, hostname: str, serializer: str,
+                 clock: LamportClock | None = None) -> None:
         self.hostname = hostname
         self.serializer = serializer
         self.pid = os.getpid()
         self.utcoffset = local_utcoffset()
-        self.clock = 0
+        self.clock = clock if clock is not None else LamportClock()  # the app's
 
     def envelopes(self, outs: Sequence[OutgoingTask]) -> list[Envelope]:
         """One event envelope per sent message."""
         out: list[Envelope] = []
         for item in outs:
-            self.clock += 1
             fields = task_sent_fields(item.message, queue=item.route.queue,
                                       exchange=item.route.exchange,
                                       routing_key=item.route.routing_key)
             event = task_event("task-sent", hostname=self.hostname, pid=self.pid,
-                               clock=self.clock, utcoffset=self.utcoffset, **fields)
+                               clock=self.clock.forward(), utcoffset=self.utcoffset, **fields)
             out.append(event_envelope(event, hostname=self.hostname,
                                       serializer=self.serializer))
         return out

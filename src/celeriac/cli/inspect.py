@@ -17,7 +17,7 @@ __all__ = ["inspect"]
 @click.pass_context
 def inspect(ctx: click.Context, command: str, timeout: float, destination: str | None,
             as_json: bool) -> None:
-    """Ask the workers COMMAND: one of active, active_queues, conf, ping, registered,
+    """Ask the workers COMMAND: one of active, active_queues, clock, conf, ping, registered,
     report, reserved, revoked, scheduled, stats."""
     if command not in INSPECT_COMMANDS:
         raise click.UsageError(

@@ -16,6 +16,7 @@ list of ``{nodename: answer}`` dicts; :class:`Inspect` methods return one dict
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 import uuid
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     from celeriac.app.core import App
 
 __all__ = ["Control", "Inspect", "acall"]
+
+logger = logging.getLogger("celeriac.control")
 
 Replies = list[dict[str, Any]]
 
@@ -84,6 +87,68 @@ class _ReplyMailbox:
 _mailbox = _ReplyMailbox()
 
 
+class _ReplyQueueUsers:
+    """How many calls of this process use each reply queue, so that the last one to
+    end deletes it (its binding and late replies), as kombu deletes an auto-delete
+    reply queue, and no call deletes it under another.
+
+    A call that starts while the queue is being deleted waits for the delete to
+    finish before it declares the queue again (the delete would otherwise remove
+    the binding it just wrote and its replies would be dropped). Calls may run on
+    different threads and event loops, hence a thread lock and futures woken with
+    ``call_soon_threadsafe``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users: dict[str, int] = {}
+        self._deleting: dict[str, list[asyncio.Future[None]]] = {}
+
+    async def enter(self, queue: str) -> None:
+        """Count a call in; waits while the queue is being deleted."""
+        while True:
+            with self._lock:
+                waiters = self._deleting.get(queue)
+                if waiters is None:
+                    self._users[queue] = self._users.get(queue, 0) + 1
+                    return
+                waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                waiters.append(waiter)
+            await waiter
+
+    def leave(self, queue: str) -> bool:
+        """Count a call out; ``True`` when it was the last: it must delete the queue
+        and then call :meth:`deleted`."""
+        with self._lock:
+            left = self._users[queue] - 1
+            if left:
+                self._users[queue] = left
+                return False
+            del self._users[queue]
+            self._deleting[queue] = []
+            return True
+
+    def deleted(self, queue: str) -> None:
+        """The delete is over (done or failed): wake the calls waiting to start."""
+        with self._lock:
+            waiters = self._deleting.pop(queue, [])
+        for waiter in waiters:
+            waiter.get_loop().call_soon_threadsafe(_wake, waiter)
+
+    def users(self, queue: str) -> int:
+        """Calls of this process using ``queue`` now (for tests)."""
+        with self._lock:
+            return self._users.get(queue, 0)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+_reply_users = _ReplyQueueUsers()
+
+
 async def acall(app: App, request: ControlRequest, *, reply: bool = True,
                 timeout: float = 1.0, limit: int | None = None) -> Replies:
     """Broadcast ``request``; with ``reply``, the ``{node: answer}`` replies heard within
@@ -93,26 +158,44 @@ async def acall(app: App, request: ControlRequest, *, reply: bool = True,
     transport = app.new_transport()
     await transport.connect()
     try:
-        queue = reply_queue(app.oid)
-        if reply:
-            await transport.declare([QueueSpec(
-                name=queue.name, exchange=queue.exchange, exchange_type="direct",
-                routing_key=queue.routing_key, durable=False, auto_delete=True)])
-            request = replace(request, ticket=str(uuid.uuid4()), reply_to=app.oid,
-                              expires=time.time() + timeout)
         if not reply:
+            request = replace(request, clock=app.clock.forward())
             await transport.broadcast(PIDBOX_EXCHANGE, control_request_envelope(request))
             return []
-        assert request.ticket is not None
-        # Open before sending: a concurrent call may read our reply at once.
-        _mailbox.open(request.ticket)
+        queue = reply_queue(app.oid)
+        spec = QueueSpec(name=queue.name, exchange=queue.exchange, exchange_type="direct",
+                         routing_key=queue.routing_key, durable=False, auto_delete=True)
+        await _reply_users.enter(queue.name)
         try:
-            await transport.broadcast(PIDBOX_EXCHANGE, control_request_envelope(request))
-            return await _collect(app, transport, queue.name, request.ticket, timeout, limit)
+            await transport.declare([spec])
+            request = replace(request, ticket=str(uuid.uuid4()), reply_to=app.oid,
+                              expires=time.time() + timeout, clock=app.clock.forward())
+            assert request.ticket is not None
+            # Open before sending: a concurrent call may read our reply at once.
+            _mailbox.open(request.ticket)
+            try:
+                await transport.broadcast(PIDBOX_EXCHANGE, control_request_envelope(request))
+                return await _collect(app, transport, queue.name, request.ticket, timeout,
+                                      limit)
+            finally:
+                _mailbox.close(request.ticket)
         finally:
-            _mailbox.close(request.ticket)
+            await _leave_reply_queue(transport, spec)
     finally:
         await transport.close()
+
+
+async def _leave_reply_queue(transport: Any, spec: QueueSpec) -> None:
+    """The last call of this process using the reply queue deletes it (binding, late
+    replies); a failure only leaves it behind, as before."""
+    if not _reply_users.leave(spec.name):
+        return
+    try:
+        await transport.delete_queue(spec)
+    except Exception as exc:  # cleanup never fails the call
+        logger.warning("control: could not delete the reply queue %s: %s", spec.name, exc)
+    finally:
+        _reply_users.deleted(spec.name)
 
 
 async def _collect(app: App, transport: Any, queue: str, ticket: str, timeout: float,
@@ -136,6 +219,8 @@ async def _collect(app: App, transport: Any, queue: str, ticket: str, timeout: f
                 answer = parse_control_reply(delivery.envelope, accept)
             except (DecodeError, ContentDisallowed):
                 continue
+            if answer.clock is not None:
+                app.clock.adjust(answer.clock)
             if answer.ticket == ticket:
                 replies.append(answer.replies)
             else:  # another open call's (kept for it) or a late one (dropped)
@@ -300,6 +385,10 @@ class Inspect:
     def ping(self) -> dict[str, Any] | None:
         """``{node: {"ok": "pong"}}``."""
         return self._request("ping")
+
+    def clock(self) -> dict[str, Any] | None:
+        """``{node: {"clock": n}}``: each worker's Lamport clock."""
+        return self._request("clock")
 
     def active(self) -> dict[str, Any] | None:
         """``{node: [task info, ...]}`` for the tasks running now."""

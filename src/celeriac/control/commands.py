@@ -16,21 +16,33 @@ from collections.abc import Awaitable, Callable, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from celeriac.protocol.control import error, ok, queue_info, safe_conf, scheduled_info, task_info
+from celeriac.protocol.control import (
+    clock_info,
+    error,
+    ok,
+    queue_info,
+    safe_conf,
+    scheduled_info,
+    task_info,
+)
 from celeriac.protocol.pidbox import ControlRequest
 from celeriac.protocol.revoke import revoke_order
 from celeriac.worker.api import TaskView, WorkerHandle
 
-__all__ = ["COMMANDS", "NO_REPLY", "Command"]
+__all__ = ["COMMANDS", "NO_REPLY", "SCHEDULED_LIMIT", "Command"]
 
 Command = Callable[[WorkerHandle, Mapping[str, Any]], Awaitable[Any]]
+
+
+#: Most ETA tasks one ``scheduled`` reply lists from the broker's delayed store.
+SCHEDULED_LIMIT = 1_000
 
 
 def _info(handle: WorkerHandle, view: TaskView) -> dict[str, Any]:
     return task_info(task_id=view.id, name=view.name, args=view.args, kwargs=view.kwargs,
                      hostname=handle.hostname, time_start=view.time_start,
                      acknowledged=view.acknowledged, delivery_info=view.delivery_info,
-                     worker_pid=handle.pid)
+                     worker_pid=view.worker_pid)
 
 
 def _celeriac_version() -> str:
@@ -57,9 +69,19 @@ async def reserved(handle: WorkerHandle, args: Mapping[str, Any]) -> Any:
 
 
 async def scheduled(handle: WorkerHandle, args: Mapping[str, Any]) -> Any:
-    """The ETA tasks held until due."""
-    return [scheduled_info(view.eta, view.priority, _info(handle, view))
-            for view in handle.scheduled()]
+    """The ETA tasks waiting until due for this worker: those it holds in memory
+    (brokers that cannot delay, RabbitMQ), then those of its queues the broker
+    holds (Redis, SQLite), earliest first, at most ``SCHEDULED_LIMIT`` of those."""
+    views = handle.scheduled()
+    held = {view.id for view in views}
+    views += [view for view in await handle.broker_scheduled(SCHEDULED_LIMIT)
+              if view.id not in held]
+    return [scheduled_info(view.eta, view.priority, _info(handle, view)) for view in views]
+
+
+async def clock(handle: WorkerHandle, args: Mapping[str, Any]) -> Any:
+    """The worker's Lamport clock: ``{"clock": n}``."""
+    return clock_info(handle.clock.value)
 
 
 async def registered(handle: WorkerHandle, args: Mapping[str, Any]) -> Any:
@@ -247,7 +269,7 @@ async def disable_events(handle: WorkerHandle, args: Mapping[str, Any]) -> Any:
 
 
 COMMANDS: dict[str, Command] = {
-    "ping": ping, "active": active, "reserved": reserved, "scheduled": scheduled,
+    "ping": ping, "clock": clock, "active": active, "reserved": reserved, "scheduled": scheduled,
     "registered": registered, "stats": stats, "revoked": revoked,
     "active_queues": active_queues, "conf": conf, "report": report,
     "revoke": revoke, "terminate": terminate, "rate_limit": rate_limit, "time_limit": time_limit,

@@ -17,7 +17,7 @@ from typing import Any
 
 from celeriac.control.commands import COMMANDS, NO_REPLY
 from celeriac.errors import CeleriacError
-from celeriac.protocol.control import error
+from celeriac.protocol.control import error, hello_reply
 from celeriac.protocol.pidbox import ControlRequest, control_reply_envelope
 from celeriac.worker.api import WorkerHandle
 
@@ -35,9 +35,9 @@ class ControlService:
     async def run_command(self, request: ControlRequest) -> Any:
         """The answer to ``request`` (``{"error": ...}`` for unknown or failing ones)."""
         if request.method == "hello":
-            # Celery workers greet the cluster at start-up (mingle) and merge the
-            # revoked ids they are sent; our clock is not a Lamport clock: 0.
-            return {"revoked": dict.fromkeys(self.worker.revoked(), 0), "clock": 0}
+            # Celery workers greet the cluster at start-up (mingle), merge the
+            # revoked ids they are sent and adjust their clock to ours.
+            return hello_reply(self.worker.revoked(), self.worker.clock.forward())
         command = COMMANDS.get(request.method)
         if command is None:
             return error(f"unknown command {request.method!r}")
@@ -54,13 +54,16 @@ class ControlService:
         """Run ``request`` and send the reply it asks for."""
         if request.method != "revoke":
             logger.info("control: %s %s", request.method, request.arguments or "")
+        clock = self.worker.clock
+        if request.clock is not None:
+            clock.adjust(request.clock)
         answer = await self.run_command(request)
         if request.reply_to is None or request.ticket is None or request.method in NO_REPLY:
             return
         if request.method == "hello" and request.arguments.get("from_node") == self.worker.hostname:
             return
         envelope = control_reply_envelope(self.worker.hostname, answer, ticket=request.ticket,
-                                          reply_to=request.reply_to,
+                                          reply_to=request.reply_to, clock=clock.forward(),
                                           exchange=request.reply_exchange)
         try:
             await self.worker.reply(envelope)

@@ -95,7 +95,7 @@ class EventDispatcher(WorkerEvents):
         self.hostname = ""
         self.pid = os.getpid()
         self.utcoffset = local_utcoffset()
-        self.clock = 0
+        self.clock = app.clock  # the app's Lamport clock (shared with remote control)
         self.sw_ver = _software_version()
         self.sw_sys = platform.system()
         self._worker: Worker | None = None
@@ -191,9 +191,8 @@ class EventDispatcher(WorkerEvents):
     async def _send_worker(self, kind: str) -> None:
         worker = self._worker
         consumer = worker.consumer if worker is not None else None
-        self.clock += 1
         event = worker_event(
-            kind, hostname=self.hostname, pid=self.pid, clock=self.clock,
+            kind, hostname=self.hostname, pid=self.pid, clock=self.clock.forward(),
             utcoffset=self.utcoffset,
             **worker_fields(
                 active=len(consumer.inflight) if consumer is not None else 0,
@@ -219,10 +218,9 @@ class EventDispatcher(WorkerEvents):
                 logger.warning("events: could not publish %s: %s", envelope.routing_key, exc)
 
     def _task(self, type_: str, fields: dict[str, Any]) -> None:
-        self.clock += 1
         buffer = self._buffer
         buffer.append(stamped(type_, fields, hostname=self.hostname, utcoffset=self.utcoffset,
-                              pid=self.pid, clock=self.clock, timestamp=time.time()))
+                              pid=self.pid, clock=self.clock.forward(), timestamp=time.time()))
         size = len(buffer)
         if size == 1:
             self._first_at = time.monotonic()

@@ -171,7 +171,11 @@ class EventReceiver:
             self.process(event)
 
     def process(self, event: dict[str, Any]) -> None:
-        """Hand one event dict to its handler (also usable to replay events)."""
+        """Hand one event dict to its handler (also usable to replay events); the
+        app's Lamport clock moves past the event's ``clock``, as in Celery."""
+        clock = event.get("clock")
+        if isinstance(clock, int) and clock > 0:
+            self.app.clock.adjust(clock)
         handler = self.handlers.get(event["type"]) or self.handlers.get("*")
         self.count += 1
         if handler is not None:

@@ -22,7 +22,9 @@ __all__ = [
     "CONTROL_COMMANDS",
     "INSPECT_COMMANDS",
     "ReplyQueue",
+    "clock_info",
     "error",
+    "hello_reply",
     "is_error",
     "ok",
     "queue_info",
@@ -34,7 +36,7 @@ __all__ = [
 
 #: ``celery inspect`` methods: they read, never change the worker.
 INSPECT_COMMANDS: tuple[str, ...] = (
-    "active", "active_queues", "conf", "ping", "registered", "report", "reserved",
+    "active", "active_queues", "clock", "conf", "ping", "registered", "report", "reserved",
     "revoked", "scheduled", "stats",
 )
 #: ``celery control`` methods: they change the worker.
@@ -52,6 +54,17 @@ def ok(text: Any) -> dict[str, Any]:
 def error(text: str) -> dict[str, Any]:
     """A failure reply: ``{"error": text}``."""
     return {"error": text}
+
+
+def clock_info(value: int) -> dict[str, Any]:
+    """The ``inspect clock`` answer: the worker's Lamport clock, ``{"clock": n}``."""
+    return {"clock": value}
+
+
+def hello_reply(revoked_ids: Any, clock: int) -> dict[str, Any]:
+    """The answer to a Celery worker's start-up ``hello`` (mingle): the ids revoked
+    here and our clock, which the newcomer adjusts its own to."""
+    return {"revoked": dict.fromkeys(revoked_ids, 0), "clock": clock}
 
 
 def is_error(reply: Any) -> bool:

@@ -248,6 +248,16 @@ class Transport(abc.ABC):
         """Messages set aside for ``queue`` with their reasons (for tests and tools)."""
         return []
 
+    async def delayed(self, queues: Sequence[str], limit: int) -> list[tuple[str, float, Envelope]]:
+        """ETA messages the broker holds for ``queues`` (``supports_delayed``), earliest
+        due first, as ``(queue, due unix time, envelope)``: at most ``limit``, from a
+        bounded read (``inspect scheduled``). Default: none held."""
+        return []
+
+    async def delete_queue(self, queue: QueueSpec) -> None:
+        """Remove ``queue``'s bindings and the messages in it (a client's private
+        reply queue once its calls ended). Default: nothing to remove."""
+
     # -- broadcast (control and events) -----------------------------------
     async def broadcast(self, exchange: str, envelope: Envelope) -> None:
         """Publish to every current subscriber of a fanout/topic ``exchange``."""

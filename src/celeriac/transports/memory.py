@@ -320,6 +320,14 @@ class MemoryTransport(Transport):
         with self._store.lock:
             return list(self._store.dead.get(queue, ()))
 
+    async def delayed(self, queues: Sequence[str], limit: int) -> list[tuple[str, float, Envelope]]:
+        """ETA messages of ``queues`` held until due (not leased ones), earliest first."""
+        wanted = set(queues)
+        with self._store.lock:
+            due = sorted((when, msg.id, msg) for when, _, msg in self._store.timed
+                         if msg.visible_at == when and msg.owner is None and msg.queue in wanted)
+        return [(msg.queue, when, msg.envelope) for when, _, msg in due[:limit]]
+
     # -- broadcast ---------------------------------------------------------
     async def broadcast(self, exchange: str, envelope: Envelope) -> None:
         """Hand ``envelope`` to every current subscriber of ``exchange`` whose keys match."""

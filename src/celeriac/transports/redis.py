@@ -41,6 +41,7 @@ queue's dead-letter list with the reason (``dead_letters`` reads them back).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -52,10 +53,11 @@ import redis
 import redis.asyncio
 import redis.exceptions
 
+from celeriac.errors import DecodeError
 from celeriac.protocol import keys
 from celeriac.protocol.batch import EnvelopeBatch, encode_elements
 from celeriac.protocol.envelope import Envelope
-from celeriac.protocol.kombu_json import encode_element
+from celeriac.protocol.kombu_json import decode_element, encode_element
 from celeriac.transports import _redis_scripts as lua
 from celeriac.transports import _virtual
 from celeriac.transports._redis_conn import (
@@ -68,6 +70,7 @@ from celeriac.transports._redis_conn import (
 )
 from celeriac.transports._redis_consume import RedisConsuming
 from celeriac.transports._redis_pubsub import subscribe_loop
+from celeriac.transports._redis_pushed import split_located
 from celeriac.transports._redis_support import (
     RetryPolicy,
     dead_record,
@@ -90,6 +93,9 @@ log = logging.getLogger("celeriac.transports.redis")
 T = TypeVar("T")
 
 _BINDING_CACHE_SECONDS = 5.0
+# delayed(): zset members read per round trip, and at most in all (a bounded read)
+_DELAYED_PAGE = 500
+_DELAYED_SCAN = 10_000
 # Exchanges whose type Celery fixes (others are learnt from declare()).
 _KNOWN_EXCHANGES = {
     keys.PIDBOX_EXCHANGE: "fanout",
@@ -397,6 +403,39 @@ class RedisTransport(RedisConsuming, Transport):
         raw = await self._retrying("reading dead letters", lambda: self._async_client().lrange(
             keys.dead_letter_key(queue), 0, -1))  # fmt: skip
         return [read_dead_record(item) for item in reversed(raw)]
+
+    async def delayed(self, queues: Sequence[str], limit: int) -> list[tuple[str, float, Envelope]]:
+        """ETA messages of ``queues`` in the delayed zset, earliest first: pages of it
+        are read until ``limit`` were found or ``_DELAYED_SCAN`` members were read."""
+        lists = {name: queue for queue in queues for name in self._lists_of(queue)}
+        client = self._async_client()
+        out: list[tuple[str, float, Envelope]] = []
+        for start in range(0, _DELAYED_SCAN, _DELAYED_PAGE):
+            page: list[Any] = await self._retrying("reading delayed messages", partial(
+                client.zrange, keys.DELAYED_ZSET, start, start + _DELAYED_PAGE - 1,
+                withscores=True))  # fmt: skip
+            for member, score in page:
+                list_name, element = split_located(member)
+                queue = lists.get(list_name)
+                if queue is not None:
+                    with contextlib.suppress(DecodeError):
+                        out.append((queue, float(score), decode_element(element)))
+            if len(out) >= limit or len(page) < _DELAYED_PAGE:
+                break
+        return out[:limit]
+
+    async def delete_queue(self, queue: QueueSpec) -> None:
+        """Remove the queue's kombu bindings and delete its lists, as kombu does for
+        an auto-delete queue whose consumer went away."""
+        pipe = self._async_client().pipeline(transaction=False)
+        for binding in _virtual.bindings_for([queue]):
+            member = keys.binding_member(binding.routing_key, "", binding.queue)
+            pipe.srem(keys.binding_set_key(binding.exchange), member)
+            pipe.srem(keys.binding_permanent_key(binding.exchange), member)
+            self._bindings.pop(binding.exchange, None)
+        pipe.delete(*self._lists_of(queue.name))
+        self._declared.discard(queue.name)
+        await self._retrying("deleting a queue", pipe.execute)
 
     # -- broadcast -------------------------------------------------------------
     def _is_topic(self, exchange: str, routing_hint: bool) -> bool:

@@ -14,10 +14,13 @@ import resource
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from celeriac.app.queues import queue_spec
+from celeriac.errors import ContentDisallowed, DecodeError
+from celeriac.protocol.clock import LamportClock
+from celeriac.protocol.message import parse_task_envelope
 from celeriac.protocol.pidbox import ControlRequest
 from celeriac.worker.events import NoEvents
 
@@ -41,6 +44,8 @@ class TaskView:
     delivery_info: dict[str, Any]
     eta: datetime | None
     priority: int | None
+    #: The process running it (a prefork child, else the worker); None until it runs.
+    worker_pid: int | None = None
 
 
 class WorkerHandle:
@@ -66,6 +71,12 @@ class WorkerHandle:
         """The worker's app (its settings and task registry)."""
         return self._worker.app
 
+    @property
+    def clock(self) -> LamportClock:
+        """The app's Lamport clock (control messages and events carry it)."""
+        clock: LamportClock = self._worker.app.clock
+        return clock
+
     def on_request(self, handler: Callable[[ControlRequest], Awaitable[None]]) -> None:
         """Have ``handler`` called with every pidbox request addressed to this node
         (after a ``revoke`` is applied; expired requests never reach it)."""
@@ -81,7 +92,7 @@ class WorkerHandle:
         await self._worker.revokes.apply(task_ids, terminate=terminate, signum=signum)
 
     # -- tasks held ----------------------------------------------------------------
-    def _view(self, request: Request) -> TaskView:
+    def _view(self, request: Request, worker_pid: int | None = None) -> TaskView:
         env = request.delivery.envelope
         started = request.started
         start_wall = time.time() - (time.monotonic() - started) if started is not None else None
@@ -95,15 +106,19 @@ class WorkerHandle:
             delivery_info={"exchange": env.exchange, "routing_key": env.routing_key,
                            "priority": env.priority,
                            "redelivered": request.delivery.redelivered},
-            eta=request.message.eta, priority=env.priority,
+            eta=request.message.eta, priority=env.priority, worker_pid=worker_pid,
         )
 
     def active(self) -> list[TaskView]:
-        """Tasks running now."""
+        """Tasks running now, each with the pid of the process running it (its
+        prefork child; the worker's own pid on in-process pools)."""
         consumer = self._worker.consumer
         if consumer is None:
             return []
-        return [self._view(r) for r in consumer.active() if r.started is not None]
+        children = self._worker.pool.worker_pids()
+        main = self._worker.pid
+        return [self._view(r, children.get(r.id, main)) for r in consumer.active()
+                if r.started is not None]
 
     def reserved(self) -> list[TaskView]:
         """Tasks received and waiting for a pool slot or a rate-limit token."""
@@ -116,6 +131,25 @@ class WorkerHandle:
         """ETA tasks held in memory until due."""
         consumer = self._worker.consumer
         return [self._view(r) for r in consumer.scheduled()] if consumer is not None else []
+
+    async def broker_scheduled(self, limit: int) -> list[TaskView]:
+        """ETA tasks of this worker's queues that the broker holds until due (Redis,
+        SQLite, memory), earliest first, at most ``limit`` (a bounded read)."""
+        worker = self._worker
+        accept = tuple(worker.app.conf.settings.accept_content)
+        views = []
+        for queue, eta, env in await worker.transport.delayed(list(worker.queues), limit):
+            try:
+                message = parse_task_envelope(env, accept)
+            except (DecodeError, ContentDisallowed):
+                continue  # not a task this worker could run: it is not scheduled here
+            views.append(TaskView(
+                id=message.id, name=message.task, args=list(message.args),
+                kwargs=dict(message.kwargs), time_start=None, acknowledged=False,
+                delivery_info={"exchange": env.exchange, "routing_key": env.routing_key or queue,
+                               "priority": env.priority, "redelivered": False},
+                eta=message.eta or datetime.fromtimestamp(eta, UTC), priority=env.priority))
+        return views
 
     def revoked(self) -> list[str]:
         """Ids revoked here whose mark has not expired."""
@@ -139,7 +173,7 @@ class WorkerHandle:
         return {
             "total": dict(worker.state.total),
             "pid": worker.pid,
-            "clock": "0",
+            "clock": str(self.clock.value),
             "uptime": int(time.monotonic() - self._started),
             "pool": worker.pool.info(),
             "broker": {"transport": worker.transport.describe()},

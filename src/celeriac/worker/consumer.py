@@ -190,11 +190,13 @@ class Consumer:
         if request.expired():
             await self._revoked(request, expired=True)
             return
-        self.worker.events.task_received(request)
         eta = request.eta_timestamp()
         if eta is not None and eta > time.time() + 0.005:
+            if not self.transport.supports_delayed:  # else received when it comes back due
+                self.worker.events.task_received(request)
             await self._hold(request, eta)
             return
+        self.worker.events.task_received(request)
         self._start(request)
 
     async def _refuse(self, delivery: Delivery, exc: Exception) -> None:

@@ -116,6 +116,10 @@ class Pool(abc.ABC):
     async def shrink(self, n: int = 1) -> None:
         """Remove ``n`` execution slots (``pool_shrink``)."""
 
+    def worker_pids(self) -> dict[str, int]:
+        """Task id -> pid of the child process running it (pools with children)."""
+        return {}
+
     def info(self) -> dict[str, Any]:
         """Pool facts for ``inspect stats`` and the banner."""
         return {"implementation": self.name, "max-concurrency": self.limit}

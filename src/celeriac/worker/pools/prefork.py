@@ -226,6 +226,11 @@ class PreforkPool(Pool):
         """Retire ``n`` children (idle ones first); they finish the jobs they hold."""
         self._shrink(n)
 
+    def worker_pids(self) -> dict[str, int]:
+        """Task id -> pid of the child each job was sent to."""
+        return {e.job.ctx.id: e.proc.pid for e in self._entries.values()
+                if e.proc is not None and e.job.ctx.id is not None}
+
     def info(self) -> dict[str, Any]:
         """Pool facts for ``inspect stats``: pids, limits and recycling settings."""
         soft, hard = self.timeouts
