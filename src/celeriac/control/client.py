@@ -164,7 +164,8 @@ async def acall(app: App, request: ControlRequest, *, reply: bool = True,
             return []
         queue = reply_queue(app.oid)
         spec = QueueSpec(name=queue.name, exchange=queue.exchange, exchange_type="direct",
-                         routing_key=queue.routing_key, durable=False, auto_delete=True)
+                         routing_key=queue.routing_key, durable=False,
+                         arguments=dict(queue.arguments))
         await _reply_users.enter(queue.name)
         try:
             await transport.declare([spec])

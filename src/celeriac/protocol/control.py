@@ -21,6 +21,7 @@ from celeriac.protocol.keys import PIDBOX_REPLY_EXCHANGE, pidbox_reply_list
 __all__ = [
     "CONTROL_COMMANDS",
     "INSPECT_COMMANDS",
+    "REPLY_QUEUE_EXPIRES_MS",
     "ReplyQueue",
     "clock_info",
     "error",
@@ -170,16 +171,27 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
+#: A client's reply queue left behind (its process died mid-call) goes after this
+#: long unused, on RabbitMQ (``x-expires``; Celery's ``reply_queue_expires``, 10 s).
+REPLY_QUEUE_EXPIRES_MS = 10_000
+
+
 class ReplyQueue:
     """Where replies to client ``oid`` land: queue ``<oid>.reply.celery.pidbox`` bound
-    to the direct exchange ``reply.celery.pidbox`` with routing key ``oid``."""
+    to the direct exchange ``reply.celery.pidbox`` with routing key ``oid``.
 
-    __slots__ = ("exchange", "name", "routing_key")
+    Not auto-delete: the client deletes it when its last call ends (each call has
+    its own connection, and RabbitMQ would delete an auto-delete queue as one
+    call's consumer goes while another call is about to read it); ``arguments``
+    give it an expiry for clients that die first."""
+
+    __slots__ = ("arguments", "exchange", "name", "routing_key")
 
     def __init__(self, oid: str) -> None:
         self.name = pidbox_reply_list(oid)
         self.exchange = PIDBOX_REPLY_EXCHANGE
         self.routing_key = oid
+        self.arguments: dict[str, Any] = {"x-expires": REPLY_QUEUE_EXPIRES_MS}
 
 
 def reply_queue(oid: str) -> ReplyQueue:

@@ -641,6 +641,16 @@ class AMQPTransport(Transport):
             raise self._broken(link, exc) from None
         return int(ok.message_count or 0)
 
+    async def delete_queue(self, queue: QueueSpec) -> None:
+        """Delete ``queue`` (and its bindings and messages); gone already is fine."""
+        link = await self._ready_link()
+        try:
+            await (await self._channel(link, "admin")).queue_delete(queue.name)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            return
+        except AIO_ERRORS as exc:
+            raise self._broken(link, exc) from None
+
     async def dead_letters(self, queue: str) -> list[tuple[Envelope, str]]:
         """Messages set aside for ``queue`` with their reasons (they stay there)."""
         link = await self._ready_link()

@@ -6,8 +6,10 @@ Each test asserts the command's effect on the worker, not only its reply.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from tests.integration.control.conftest import Project, start_worker
 
 from celeriac import Celery
 from celeriac.errors import SoftTimeLimitExceeded
+from celeriac.protocol.keys import PIDBOX_REPLY_EXCHANGE, binding_set_key
 
 
 def _until(probe: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
@@ -57,6 +60,10 @@ def test_active_shows_the_running_task(project: Project, worker: str) -> None:
     active = _until(lambda: [t for t in _inspect(app, worker, "active") or []
                              if t["id"] == result.id], "the task in active")
     assert active[0]["name"] == "ctl.sleep" and active[0]["args"] == [3]
+    # the prefork child that runs it, not the worker's main process (Celery's worker_pid)
+    stats = _inspect(app, worker, "stats")
+    assert active[0]["worker_pid"] in stats["pool"]["processes"]
+    assert active[0]["worker_pid"] != stats["pid"]
     assert result.get(timeout=30) == 3
 
 
@@ -157,17 +164,73 @@ def test_shutdown_is_warm_and_loses_nothing(project: Project) -> None:
     app.transport.close_sync()
 
 
-def test_scheduled_lists_eta_tasks_the_worker_holds(project: Project, worker: str) -> None:
+def test_scheduled_lists_the_eta_tasks_of_the_workers_queues(project: Project,
+                                                              worker: str) -> None:
+    # RabbitMQ cannot hold an ETA message: the worker keeps it, unacked, until due.
+    # Redis holds it in celeriac's delayed store: scheduled reads it from there.
     app = project.client()
-    result = app.send_task("ctl.add", (8, 8), countdown=600)
+    eta = datetime.now(UTC) + timedelta(seconds=600)
+    result = app.send_task("ctl.add", (8, 8), eta=eta, priority=3)
+    other = app.send_task("ctl.add", (1, 1), countdown=600, queue="ctl-not-consumed")
     try:
-        if project.kind == "amqp":
-            # RabbitMQ cannot hold an ETA message: the worker keeps it, unacked, until due.
-            held = _until(lambda: [e for e in _inspect(app, worker, "scheduled") or []
-                                   if e["request"]["id"] == result.id], "the ETA task")
-            assert held[0]["eta"] is not None and held[0]["request"]["name"] == "ctl.add"
-        else:
-            # Redis holds it in celeriac's delayed set: nothing waits in the worker.
-            assert _inspect(app, worker, "scheduled") == []
+        held = _until(lambda: [e for e in _inspect(app, worker, "scheduled") or []
+                               if e["request"]["id"] == result.id], "the ETA task")
+        (entry,) = held
+        assert datetime.fromisoformat(entry["eta"]) == eta
+        request = entry["request"]
+        assert (request["name"], request["args"], request["kwargs"]) == ("ctl.add", [8, 8], {})
+        assert request["hostname"] == worker and request["acknowledged"] is False
+        assert request["time_start"] is None and request["worker_pid"] is None
+        assert request["delivery_info"]["routing_key"] == "ctl-q"
+        assert isinstance(entry["priority"], int)
+        ids = [e["request"]["id"] for e in _inspect(app, worker, "scheduled")]
+        assert other.id not in ids  # not a queue this worker consumes
     finally:
-        app.control.revoke(result.id)
+        app.control.revoke([result.id, other.id])
+
+
+def test_clock_is_a_lamport_clock(project: Project, worker: str) -> None:
+    app = project.client()
+    first = _inspect(app, worker, "clock")["clock"]
+    # the reply moved the client's clock past the worker's
+    assert first > 0 and app.clock.value > first
+    app.clock.adjust(first + 1_000)
+    sent = app.clock.value
+    second = _inspect(app, worker, "clock")["clock"]
+    assert second > sent  # the request carried our clock; the worker moved past it
+    assert int(_inspect(app, worker, "stats")["clock"]) > second
+    out = project.cli("inspect", "clock", "-d", worker, "--json")
+    assert out.returncode == 0 and json.loads(out.stdout)[worker]["clock"] > second
+
+
+def test_concurrent_calls_share_the_reply_queue_and_the_last_deletes_it(
+        project: Project, worker: str) -> None:
+    app = project.client()
+    answers: list[Any] = []
+    lock = threading.Lock()
+
+    def ask(command: str) -> None:
+        for _ in range(3):
+            got = app.control.broadcast(command, {}, [worker], reply=True, timeout=10.0)
+            with lock:
+                answers.append((command, got))
+
+    threads = [threading.Thread(target=ask, args=(c,))
+               for c in ("ping", "clock", "active_queues", "ping")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(answers) == 12
+    for command, got in answers:
+        assert isinstance(got, list) and len(got) == 1 and worker in got[0], (command, got)
+    if project.kind == "redis":
+        import redis
+
+        client = redis.Redis.from_url(project.broker)
+        try:
+            members = client.smembers(binding_set_key(PIDBOX_REPLY_EXCHANGE))
+            assert not [m for m in members if app.oid.encode() in m]
+            assert not client.keys(f"{app.oid}*")
+        finally:
+            client.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -210,3 +211,56 @@ async def test_enable_events_by_remote_control_turns_task_events_on_and_off(
     assert log.of("task-received", uuid=before.id) == []
     assert log.of("task-started", uuid=during.id) and log.of("task-received", uuid=during.id)
     assert log.of("task-received", uuid=after.id) == []
+
+
+@pytest.mark.parametrize("eta_on_queue", [False, True])
+async def test_an_eta_task_is_received_once(
+        watched: tuple[Celery, EventLog, ClusterState], broker: str, redis_url: str,
+        tmp_path: Path, eta_on_queue: bool) -> None:
+    # eta_on_queue: the message waits on its queue with its eta header, as a Celery
+    # client sends it; on Redis the worker moves it to the delayed store and takes
+    # it again when due. Either way one task-received, then the task runs on time.
+    app, log, _ = watched
+    if eta_on_queue:
+        app.conf.broker_transport_options = {"eta_on_queue": True}
+    host = expand_hostname("ev1@%h")
+    worker = _start_worker(tmp_path, broker, redis_url, "-E")
+    try:
+        await log.wait_for(lambda: log.of("worker-online", hostname=host), "worker-online")
+        sent_at = time.time()
+        result = app.send_task("ev.add", (4, 4), countdown=2)
+        assert await asyncio.to_thread(result.get, 30) == 8
+        await log.wait_for(lambda: log.of("task-succeeded", uuid=result.id), "task-succeeded")
+        # the events of one worker leave in order: a second task-received would have
+        # come before this heartbeat
+        beats = len(log.of("worker-heartbeat", hostname=host))
+        await log.wait_for(lambda: len(log.of("worker-heartbeat", hostname=host)) > beats,
+                           "a heartbeat after the task")
+    finally:
+        worker.stop()
+    (received,) = log.of("task-received", uuid=result.id)
+    assert received["eta"] is not None
+    started = log.of("task-started", uuid=result.id)[0]
+    assert started["timestamp"] >= sent_at + 2.0 - 0.05
+
+
+async def test_event_clocks_are_the_apps_lamport_clock(
+        watched: tuple[Celery, EventLog, ClusterState], broker: str, redis_url: str,
+        tmp_path: Path) -> None:
+    app, log, _ = watched
+    host, worker = await _online_worker(log, tmp_path, broker, redis_url)
+    try:
+        # The receiver moved the client's clock past every event it handled.
+        assert app.clock.value > max(e["clock"] for e in log.events)
+        # A control call carries the client's clock; the worker's clock moves past it,
+        # and its next events are stamped after it.
+        app.clock.adjust(10_000)
+        asked = app.clock.value
+        replies = await asyncio.to_thread(app.control.inspect([host], timeout=5.0).clock)
+        assert replies is not None and replies[host]["clock"] > asked
+        beats = len(log.of("worker-heartbeat", hostname=host))
+        await log.wait_for(lambda: len(log.of("worker-heartbeat", hostname=host)) > beats,
+                           "a heartbeat after the call")
+        assert log.of("worker-heartbeat", hostname=host)[-1]["clock"] > replies[host]["clock"]
+    finally:
+        worker.stop()

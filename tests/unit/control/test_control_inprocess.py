@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ from click.testing import CliRunner
 
 from celeriac import Celery
 from celeriac.cli.control import arguments_for
+from celeriac.control.client import _ReplyQueueUsers
 from celeriac.testing.worker_thread import run_worker
 
 
@@ -216,3 +219,80 @@ def test_concurrent_calls_of_one_process_each_get_their_replies(app: Celery) -> 
             assert isinstance(got, list) and len(got) == 1 and "w1@t" in got[0], (command, got)
             if command == "ping":
                 assert got == [{"w1@t": {"ok": "pong"}}]
+
+
+def test_scheduled_lists_eta_tasks_the_memory_broker_holds(tmp_path: Path) -> None:
+    url = f"memory://{tmp_path.name}-eta"
+    app = Celery("t", broker=url, backend=url)
+    app.conf.task_default_queue = "work"
+    eta = datetime.now(UTC) + timedelta(seconds=600)
+    with run_worker(app, hostname="w1@t"):
+        result = app.send_task("t.later", (1,), {"k": 2}, eta=eta)
+        app.send_task("t.later", countdown=600, queue="elsewhere")
+        scheduled = app.control.inspect(["w1@t"], timeout=5.0).scheduled()
+        assert scheduled is not None
+        (entry,) = scheduled["w1@t"]
+        assert datetime.fromisoformat(entry["eta"]) == eta
+        request = entry["request"]
+        assert (request["id"], request["name"], request["args"], request["kwargs"]) == (
+            result.id, "t.later", [1], {"k": 2})
+        assert request["worker_pid"] is None and request["acknowledged"] is False
+
+
+def test_clock_moves_with_every_request_and_reply(app: Celery) -> None:
+    with run_worker(app, hostname="w1@t") as worker:
+        inspect = app.control.inspect(["w1@t"], timeout=5.0)
+        first = (inspect.clock() or {})["w1@t"]["clock"]
+        assert app.clock.value > first  # the client adjusted to the reply's clock
+        # (worker and client share the app here, hence one clock)
+        sent = app.clock.adjust(500)
+        second = (inspect.clock() or {})["w1@t"]["clock"]
+        assert second > sent  # the request carried it; the worker moved past it
+        assert worker.app.clock.value > second  # then the reply moved it again
+        stats = inspect.stats()
+        assert stats is not None and int(stats["w1@t"]["clock"]) > second
+
+
+def test_the_last_call_deletes_the_reply_queue_and_new_calls_wait_for_it() -> None:
+    users = _ReplyQueueUsers()
+    order: list[str] = []
+
+    async def main() -> None:
+        await users.enter("q")
+        await users.enter("q")
+        assert not users.leave("q")  # another call still uses it
+        assert users.leave("q")  # the last: it deletes the queue now
+
+        async def newcomer() -> None:
+            await users.enter("q")
+            order.append("entered")
+
+        task = asyncio.ensure_future(newcomer())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert order == [] and users.users("q") == 0  # waits for the delete
+        order.append("deleted")
+        users.deleted("q")
+        await asyncio.wait_for(task, 5)
+        assert users.users("q") == 1
+
+    asyncio.run(main())
+    assert order == ["deleted", "entered"]
+
+
+def test_a_call_waits_for_a_delete_running_on_another_thread() -> None:
+    users = _ReplyQueueUsers()
+    entered = threading.Event()
+
+    async def enter() -> None:
+        await users.enter("q")
+        entered.set()
+
+    asyncio.run(users.enter("q"))
+    assert users.leave("q")
+    thread = threading.Thread(target=asyncio.run, args=(enter(),))
+    thread.start()
+    assert not entered.wait(0.2)
+    users.deleted("q")
+    assert entered.wait(10)
+    thread.join(10)
