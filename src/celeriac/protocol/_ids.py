@@ -16,19 +16,22 @@ import os
 
 __all__ = ["uuid4_str", "uuid4_strs"]
 
-# RFC 4122 variant: the top two bits of the 17th hex digit are 10.
-_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+# Byte 6 carries the version (top four bits 0100), byte 8 the RFC 4122
+# variant (top two bits 10).
+_VERSION_4 = bytes((b & 0x0F) | 0x40 for b in range(256))
+_VARIANT_RFC = bytes((b & 0x3F) | 0x80 for b in range(256))
 _STOCK_SIZE = 256
 _stock: list[str] = []
 
 
 def uuid4_strs(count: int) -> list[str]:
     """``count`` random version-4 UUID strings (one ``urandom`` call for all)."""
-    raw = os.urandom(16 * count).hex()
-    variant = _VARIANT
+    raw = bytearray(os.urandom(16 * count))
+    raw[6::16] = raw[6::16].translate(_VERSION_4)
+    raw[8::16] = raw[8::16].translate(_VARIANT_RFC)
+    h = raw.hex()
     return [
-        f"{raw[s:s + 8]}-{raw[s + 8:s + 12]}-4{raw[s + 13:s + 16]}-"
-        f"{variant[raw[s + 16]]}{raw[s + 17:s + 20]}-{raw[s + 20:s + 32]}"
+        f"{h[s:s + 8]}-{h[s + 8:s + 12]}-{h[s + 12:s + 16]}-{h[s + 16:s + 20]}-{h[s + 20:s + 32]}"
         for s in range(0, 32 * count, 32)
     ]
 

@@ -82,6 +82,18 @@ _WRONG_SERVER = (redis.exceptions.ReadOnlyError, redis.exceptions.BusyLoadingErr
 _PLAIN_CONNECTIONS = (redis.connection.Connection, redis.connection.UnixDomainSocketConnection)
 
 
+# Bumped in a forked child: callers made before the fork drop their connection.
+_forks = 0
+
+
+def _count_fork() -> None:
+    global _forks
+    _forks += 1
+
+
+os.register_at_fork(after_in_child=_count_fork)
+
+
 def _reply_error(message: str) -> Exception:
     """The redis-py exception for an error reply (hiredis calls this)."""
     code, _, rest = message.partition(" ")
@@ -108,7 +120,7 @@ class SyncScriptCaller:
         self._client = client
         self._shas: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._pid = os.getpid()
+        self._forks = _forks
         self._conn: Any = None
         self._raw: Any = None  # the connection's socket last adopted (or refused)
         self._sock: socket.socket | None = None  # that socket when the I/O is ours
@@ -117,10 +129,9 @@ class SyncScriptCaller:
 
     def __call__(self, source: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """Run ``source`` with ``keys`` and ``args``; return Redis's raw reply."""
-        sha = self._sha(source)
         tail = (len(keys), *keys, *args)
-        return self.run(hiredis.pack_command(("EVALSHA", sha, *tail)),
-                        lambda: hiredis.pack_command(("EVAL", source, *tail)))
+        return self.run(hiredis.pack_command(("EVALSHA", self._sha(source), *tail)),
+                        hiredis.pack_command, ("EVAL", source, *tail))
 
     def packed(self, source: str, keys: Sequence[Any], head: Sequence[Any],
                tail: Sequence[Any]) -> PackedScript:
@@ -134,22 +145,22 @@ class SyncScriptCaller:
         return sha
 
     # -- one call ------------------------------------------------------------------
-    def run(self, frame: bytes, eval_frame: Callable[[], bytes]) -> Any:
+    def run(self, frame: bytes, eval_frame: Callable[[Any], bytes], value: Any) -> Any:
         """Send the EVALSHA command ``frame`` and return the reply; on ``NOSCRIPT``
-        send ``eval_frame()`` (the same call as an EVAL) instead."""
+        send ``eval_frame(value)`` (the same call as an EVAL) instead."""
         if not self._lock.acquire(blocking=False):
-            return self._borrowed(frame, eval_frame)  # another thread holds ours
+            return self._borrowed(frame, eval_frame, value)  # another thread holds ours
         try:
             now = time.monotonic()
             sock = self._sock
-            if sock is None or now > self._fresh_until or self._pid != os.getpid():
+            if sock is None or now > self._fresh_until or self._forks != _forks:
                 sock = self._ready()
                 if sock is None:
-                    return self._redis_py_call(self._conn, frame, eval_frame)
+                    return self._redis_py_call(self._conn, frame, eval_frame, value)
             try:
                 reply = self._exchange(sock, frame)
                 if type(reply) is redis.exceptions.NoScriptError:
-                    reply = self._exchange(sock, eval_frame())
+                    reply = self._exchange(sock, eval_frame(value))
             except BaseException:
                 self._drop()
                 raise
@@ -184,9 +195,9 @@ class SyncScriptCaller:
     # -- the kept connection ---------------------------------------------------------
     def _ready(self) -> socket.socket | None:
         """The kept connection, connected and checked; its socket if the I/O is ours."""
-        if self._pid != os.getpid():
+        if self._forks != _forks:
             # in a forked child the parent's socket is not ours to use or close
-            self._pid = os.getpid()
+            self._forks = _forks
             self._conn = self._raw = self._sock = None
         conn = self._conn
         if conn is None:
@@ -240,23 +251,24 @@ class SyncScriptCaller:
         if self._conn is not None:
             self._conn.disconnect()
 
-    def _borrowed(self, frame: bytes, eval_frame: Callable[[], bytes]) -> Any:
+    def _borrowed(self, frame: bytes, eval_frame: Callable[[Any], bytes], value: Any) -> Any:
         pool = self._client.connection_pool
         conn = pool.get_connection()
         try:
-            return self._redis_py_call(conn, frame, eval_frame)
+            return self._redis_py_call(conn, frame, eval_frame, value)
         finally:
             pool.release(conn)
 
     @staticmethod
-    def _redis_py_call(conn: Any, frame: bytes, eval_frame: Callable[[], bytes]) -> Any:
+    def _redis_py_call(conn: Any, frame: bytes, eval_frame: Callable[[Any], bytes],
+                       value: Any) -> Any:
         """One call through redis-py's own reads and writes on ``conn``."""
         try:
             conn.send_packed_command([frame])
             try:
                 return conn.read_response()
             except redis.exceptions.NoScriptError:
-                conn.send_packed_command([eval_frame()])
+                conn.send_packed_command([eval_frame(value)])
                 return conn.read_response()
         except redis.exceptions.ResponseError:
             raise  # a whole error reply was read: the connection is fine
@@ -296,7 +308,7 @@ class PackedScript:
         """Run the script with ``value``; return Redis's raw reply."""
         before, after = self._evalsha
         frame = b"".join((before, b"$%d\r\n" % len(value), value, b"\r\n", after))
-        return self._caller.run(frame, lambda: self._eval_frame(value))
+        return self._caller.run(frame, self._eval_frame, value)
 
     def _eval_frame(self, value: bytes) -> bytes:
         before, after = self._eval
