@@ -95,6 +95,20 @@ def test_unusual_values_and_codecs(args: tuple[Any, ...], build: dict[str, Any])
     assert msg.argsrepr == repr(args)
 
 
+@pytest.mark.parametrize("msg", [BASE, message_with(BASE, root_id="root-1", parent_id="p-1")],
+                         ids=["own-root", "in-a-tree"])
+def test_the_envelope_of_a_call_is_the_full_envelope(msg: TaskMessage) -> None:
+    # what transports without a template of their own (AMQP, memory, SQLite) publish
+    template = TaskCallTemplate(msg, queue="q", exchange="ex")
+    task_id = uuid4_str()
+    made = template.batch(task_id, (1, "a"), {"k": None}).envelope(0)
+    root = {"root_id": task_id} if msg.root_id is None else {}
+    full = build_task_envelope(message_with(msg, id=task_id, args=(1, "a"), kwargs={"k": None},
+                                            **root), queue="q", exchange="ex")
+    assert made == full
+    assert list(made.headers.items()) == list(full.headers.items())  # the AMQP table order
+
+
 def test_a_call_in_a_tree_keeps_its_root() -> None:
     child = message_with(BASE, root_id="root-1", parent_id="parent-1")
     template = TaskCallTemplate(child, queue="q")
