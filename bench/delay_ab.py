@@ -65,7 +65,7 @@ def child(n: int, db: int) -> dict[str, float]:
             pings.append(time.perf_counter() - t0)
     sock.close()
     raw = redis.Redis(db=db)
-    for key in raw.scan_iter(match=queue + "*"):
+    for key in raw.scan_iter(match=f"*{queue}*"):  # the lists and kombu's binding sets
         raw.delete(key)
     calls = (n // CHUNK) * CHUNK
     return {
