@@ -37,6 +37,7 @@ from celeriac.errors import AppImportError, TaskRevokedError
 from celeriac.protocol import states
 from celeriac.protocol.clock import LamportClock
 from celeriac.protocol.exceptions import exception_to_wire
+from celeriac.protocol.message import new_task_id
 from celeriac.protocol.results import ResultMeta, now_iso
 from celeriac.protocol.revoke import revoke_request
 from celeriac.transports.base import Transport, TransportOptions
@@ -178,11 +179,23 @@ class App:
         """Send task ``name`` (registered here or not) and return its result handle."""
         if task is None:
             task = self.tasks.get(name)
-        out = self.producer.build(name, tuple(args or ()), dict(kwargs or {}), options, task)
+        producer = self.producer
+        plan = producer.plain(name, task) if not options else None
+        if plan is not None:
+            # A call with no options (``delay()``): the same message, with the
+            # work that is the same for every call of this task done once.
+            task_id = new_task_id()
+            if not plan.ignore_result:
+                backend = self.backend
+                if backend is not None and backend.pushes:
+                    backend.subscribe_early(task_id)
+            producer.send_plain_sync(plan, task_id, tuple(args or ()), dict(kwargs or {}))
+            return AsyncResult(task_id, self, task_name=name)
+        out = producer.build(name, tuple(args or ()), dict(kwargs or {}), options, task)
         backend = self.backend
         if backend is not None and backend.pushes and not out.message.ignore_result:
             backend.subscribe_early(out.message.id)
-        self.producer.send_sync(out, options)
+        producer.send_sync(out, options)
         return AsyncResult(out.message.id, self, task_name=name)
 
     async def asend_task(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import operator
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from celeriac.errors import OperationalError
 from celeriac.protocol.batch import EnvelopeBatch
 from celeriac.protocol.envelope import Envelope
 from celeriac.protocol.message import (
+    TaskCallTemplate,
     TaskMessage,
     build_task_batch,
     build_task_envelope,
@@ -32,13 +34,14 @@ from celeriac.protocol.message import (
     task_message,
 )
 from celeriac.protocol.priority import to_redis
+from celeriac.transports.base import Transport
 from celeriac.transports.registry import transport_class
 
 if TYPE_CHECKING:
     from celeriac.app.core import App
     from celeriac.app.routing import Route
 
-__all__ = ["OutgoingBatch", "OutgoingTask", "Producer", "paired_calls"]
+__all__ = ["OutgoingBatch", "OutgoingTask", "PlainSend", "Producer", "paired_calls"]
 
 logger = logging.getLogger("celeriac.app.producer")
 
@@ -69,6 +72,38 @@ class OutgoingBatch:
     def ids(self) -> list[str]:
         """The task ids, in call order."""
         return self.envelopes.ids
+
+
+# The task attributes a message of the task depends on (PlainSend.attrs).
+_TASK_ATTRS = operator.attrgetter(
+    "queue", "priority", "expires", "ignore_result", "time_limit", "soft_time_limit",
+    "shadow_name", "serializer", "compression",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PlainSend:
+    """How calls of one task with no options are sent (:meth:`Producer.plain`).
+
+    Everything but the id and the arguments is fixed per task and settings:
+    the route, the message's headers (the :class:`TaskCallTemplate`) and the
+    publish retry policy. Valid while the settings snapshot, the task object,
+    its attributes and the app's identity (origin, reply queue) are the ones
+    it was made from; ``template`` is ``None`` when such calls take the
+    general path (``task_send_sent_event``, a task with ``expires``, a router
+    function).
+    """
+
+    settings: Any
+    task: Any
+    attrs: tuple[Any, ...]
+    origin: str
+    oid: str
+    template: TaskCallTemplate | None
+    queue: str
+    ignore_result: bool
+    retry: bool
+    policy: Mapping[str, Any]
 
 
 def _as_dicts(value: Any) -> list[dict[str, Any]] | None:
@@ -117,6 +152,81 @@ class Producer:
         self._order_url: str | None = None
         self._order_low_first = False
         self._sent_events: SentEvents | None = None
+        self._plain: dict[str, PlainSend] = {}
+        self._native_batches: dict[type[Transport], bool] = {}
+
+    # -- calls without options ---------------------------------------------------
+    def plain(self, name: str, task: Any) -> PlainSend | None:
+        """How to send a call of ``name`` with no options, or ``None`` when it must
+        be built in full by :meth:`build` (publish signal receivers connected, a
+        call made inside a running task, or a task whose calls need it).
+
+        Plain sends make the same messages as :meth:`build` (the
+        :class:`TaskCallTemplate` of one built message), with the work that is
+        the same for every call done once.
+        """
+        if signals.before_task_publish.connected or signals.after_task_publish.connected:
+            return None
+        parent = current_request()
+        if parent.id is not None and not parent.called_directly:
+            return None  # the parent's ids go in the message
+        app = self.app
+        settings = app.conf.settings
+        try:
+            attrs = () if task is None else _TASK_ATTRS(task)
+        except AttributeError:
+            return None  # not a Task: build() reads what it has
+        plan = self._plain.get(name)
+        if (plan is None or plan.settings is not settings or plan.task is not task
+                or plan.origin is not app.origin or plan.oid is not app.oid
+                or plan.attrs != attrs):
+            plan = self._plain[name] = self._new_plain(name, task, settings, attrs)
+        return plan if plan.template is not None else None
+
+    def _new_plain(self, name: str, task: Any, settings: Any,
+                   attrs: tuple[Any, ...]) -> PlainSend:
+        out = self.build(name, (), {}, {}, task)
+        retry, policy = self._policy({})
+        template = None
+        if not (settings.task_send_sent_event or getattr(task, "expires", None) is not None
+                or not self.app.router.same_route_for_every_call({})):
+            serializer, compression = self._codec({}, task)
+            template = TaskCallTemplate(out.message, queue=out.route.routing_key,
+                                        exchange=out.route.exchange, serializer=serializer,
+                                        compression=compression)
+        return PlainSend(settings, task, attrs, self.app.origin, self.app.oid, template,
+                         out.route.queue, out.message.ignore_result, retry, policy)
+
+    def send_plain_sync(self, plan: PlainSend, task_id: str, args: tuple[Any, ...],
+                        kwargs: dict[str, Any]) -> None:
+        """Publish one call planned by :meth:`plain`, retrying per the retry policy.
+
+        A transport that publishes batches natively (Redis: kombu's element from
+        a template) takes it as a one-message batch; any other gets the envelope,
+        as :meth:`send_sync` gives it.
+        """
+        template = plan.template
+        assert template is not None
+        batch = template.batch(task_id, args, kwargs)
+        transport = self.app.transport
+        if plan.queue not in self._declared:
+            transport.declare_sync([self._spec(plan.queue)])
+            self._declared.add(plan.queue)
+        native = self._native_batches.get(type(transport))
+        if native is None:
+            native = self._native_batches[type(transport)] = (
+                type(transport).publish_batch_sync is not Transport.publish_batch_sync)
+        attempt = 0
+        while True:
+            try:
+                if native:
+                    transport.publish_batch_sync(batch)
+                else:
+                    transport.publish_sync(batch.envelope(0))
+                return
+            except OperationalError as exc:
+                attempt += 1
+                time.sleep(self._retry_delay(plan.retry, plan.policy, attempt, exc, [task_id]))
 
     def build(
         self,
@@ -462,4 +572,4 @@ class Producer:
 
 
 def _publish_signals_connected() -> bool:
-    return bool(signals.before_task_publish.receivers or signals.after_task_publish.receivers)
+    return signals.before_task_publish.connected or signals.after_task_publish.connected

@@ -23,16 +23,31 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
+
+import orjson
 
 from celeriac.errors import DecodeError
 from celeriac.protocol._ids import uuid4_str
 from celeriac.protocol.envelope import Envelope
-from celeriac.protocol.serializers import json_dumps, json_dumps_exact, json_loads
+from celeriac.protocol.serializers import (
+    json_dumps,
+    json_dumps_exact,
+    json_dumps_fast,
+    json_loads,
+)
 
-__all__ = ["decode_element", "decode_unacked", "encode_element", "encode_unacked"]
+__all__ = [
+    "ElementTemplate",
+    "decode_element",
+    "decode_unacked",
+    "element_template",
+    "encode_element",
+    "encode_unacked",
+]
 
 # Properties with a field of their own on Envelope (everything else is "extra").
 _MODELLED = frozenset(
@@ -88,6 +103,96 @@ def encode_element(env: Envelope, *, exact: bool = False) -> bytes:
 def encode_unacked(env: Envelope, exchange: str, routing_key: str, *, exact: bool = False) -> bytes:
     """Encode the ``unacked`` hash value: ``[<element>, exchange, routing_key]``."""
     return (json_dumps_exact if exact else json_dumps)([_element_dict(env), exchange, routing_key])
+
+
+# Slot kinds of an element template; headers are _HEADER + their index in ``varying``.
+_BODY, _CORRELATION, _TAG, _HEADER = 0, 1, 2, 3
+
+
+class ElementTemplate:
+    """kombu's element of envelopes that differ from one prototype only in their
+    body, correlation id, delivery tag and the values of a few headers.
+
+    Made by :func:`element_template`: the prototype's element cut around those
+    places, so rendering one is a join of constant pieces and the encoded
+    values, byte for byte what :func:`encode_element` writes for the full
+    envelope (``None`` when a value would make that function use the stdlib
+    encoder: the caller encodes the full envelope then).
+    """
+
+    __slots__ = ("_pieces", "_slots")
+
+    def __init__(self, pieces: list[bytes], order: list[int]) -> None:
+        self._pieces = [b""] * (2 * len(order) + 1)
+        self._pieces[0::2] = pieces
+        self._slots = tuple((2 * i + 1, kind) for i, kind in enumerate(order))
+
+    def render(self, correlation_id: str, body: bytes, values: Sequence[Any],
+               tag: str) -> bytes | None:
+        """The element with these values in their places (``values`` in ``varying`` order)."""
+        out = self._pieces.copy()
+        dumps = orjson.dumps
+        try:
+            id_piece = dumps(correlation_id)
+            for at, kind in self._slots:
+                if kind >= _HEADER:
+                    value = values[kind - _HEADER]
+                    if value is correlation_id:
+                        out[at] = id_piece
+                    elif type(value) is str:
+                        out[at] = dumps(value)
+                    else:
+                        piece = json_dumps_fast(value)
+                        if piece is None:
+                            return None
+                        out[at] = piece
+                elif kind == _BODY:
+                    out[at] = b'"%s"' % base64.b64encode(body)
+                elif kind == _CORRELATION:
+                    out[at] = id_piece
+                else:
+                    out[at] = b'"%s"' % tag.encode("ascii")
+        except (TypeError, UnicodeEncodeError):  # lone surrogates, a non-ASCII tag
+            return None
+        return b"".join(out)
+
+
+def element_template(prototype: Envelope, varying: Sequence[str]) -> ElementTemplate | None:
+    """The :class:`ElementTemplate` of ``prototype`` with the headers ``varying``
+    left open, or ``None`` when its element cannot be cut that way (a header
+    missing, or a prototype :func:`encode_element` would write with the stdlib
+    encoder, or one that already has its delivery tag)."""
+    if prototype.delivery_tag or prototype.correlation_id is None:
+        return None
+    token = uuid4_str().replace("-", "")
+    marks = [f"{token}{kind}" for kind in range(_HEADER + len(varying))]
+    headers = dict(prototype.headers)
+    for index, name in enumerate(varying):
+        if name not in headers:
+            return None
+        headers[name] = marks[_HEADER + index]
+    doc = _element_dict(replace(prototype, headers=headers, correlation_id=marks[_CORRELATION],
+                                delivery_tag=marks[_TAG]))
+    doc["body"] = marks[_BODY]
+    raw = json_dumps_fast(doc)
+    if raw is None:
+        return None
+    found: list[tuple[int, int, int]] = []
+    for kind, mark in enumerate(marks):
+        quoted = b'"%s"' % mark.encode("ascii")
+        if raw.count(quoted) != 1:
+            return None
+        found.append((raw.index(quoted), len(quoted), kind))
+    found.sort()
+    pieces: list[bytes] = []
+    order: list[int] = []
+    pos = 0
+    for start, length, kind in found:
+        pieces.append(raw[pos:start])
+        order.append(kind)
+        pos = start + length
+    pieces.append(raw[pos:])
+    return ElementTemplate(pieces, order)
 
 
 def _parse_json(raw: bytes | str, what: str) -> Any:

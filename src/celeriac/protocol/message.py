@@ -32,6 +32,7 @@ from celeriac.protocol.serializers import compress, decompress, dumps, json_dump
 __all__ = [
     "ARGSREPR_MAXSIZE",
     "KWARGSREPR_MAXSIZE",
+    "TaskCallTemplate",
     "TaskMessage",
     "build_task_batch",
     "build_task_envelope",
@@ -318,6 +319,73 @@ def _embed(msg: TaskMessage) -> dict[str, Any]:
     }
 
 
+class TaskCallTemplate:
+    """Calls of one task message that differ only in their id and arguments.
+
+    Built once from ``msg`` (its envelope is the :attr:`prototype`); each call
+    then makes only its body, ``argsrepr`` and ``kwargsrepr`` (:meth:`row`).
+    The envelope of a row is what :func:`build_task_envelope` builds for
+    ``message_with(msg, id=<id>, args=..., kwargs=...)`` (and, when ``msg`` is
+    its own root, ``root_id=<id>``) with the same ``now``. Protocol 2 only,
+    with ``argsrepr``/``kwargsrepr`` left to default.
+    """
+
+    __slots__ = ("_compression", "_embed", "_embed_json", "_own_root", "_serializer",
+                 "prototype", "varying")
+
+    def __init__(
+        self,
+        msg: TaskMessage,
+        *,
+        queue: str,
+        exchange: str = "",
+        serializer: str = "json",
+        compression: str | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        if msg.protocol != 2 or msg.argsrepr is not None or msg.kwargsrepr is not None:
+            raise ValueError("a call template needs a protocol 2 message with default reprs")
+        self.prototype = build_task_envelope(msg, queue=queue, exchange=exchange,
+                                             serializer=serializer, compression=compression,
+                                             now=now)
+        self._own_root = msg.root_id is None or msg.root_id == msg.id
+        #: The headers that differ per call, in the order of each row's values.
+        self.varying: tuple[str, ...] = (
+            ("id", "root_id", "argsrepr", "kwargsrepr") if self._own_root
+            else ("id", "argsrepr", "kwargsrepr")
+        )
+        self._embed = _embed(msg)
+        # JSON bodies: "[args,kwargs,embed]" with the embed encoded once, exactly
+        # what json_dumps writes for the whole list when every part is orjson's.
+        self._embed_json = json_dumps_fast(self._embed) if serializer == "json" else None
+        self._serializer = serializer
+        self._compression = compression
+
+    def row(self, task_id: str, args: tuple[Any, ...],
+            kwargs: dict[str, Any]) -> tuple[str, bytes, tuple[Any, ...]]:
+        """``(task id, body, values of the varying headers)`` of one call."""
+        body = None
+        embed_json = self._embed_json
+        if embed_json is not None:
+            args_json = json_dumps_fast(args)
+            kwargs_json = json_dumps_fast(kwargs) if kwargs else b"{}"
+            if args_json is not None and kwargs_json is not None:
+                body = b"[%s,%s,%s]" % (args_json, kwargs_json, embed_json)
+        if body is None:
+            body = dumps((args, kwargs, self._embed), self._serializer)[0]
+        if self._compression:
+            body = compress(body, self._compression)[0]
+        argsrepr = safe_repr(args, ARGSREPR_MAXSIZE)
+        kwargsrepr = safe_repr(kwargs, KWARGSREPR_MAXSIZE) if kwargs else "{}"
+        if self._own_root:
+            return task_id, body, (task_id, task_id, argsrepr, kwargsrepr)
+        return task_id, body, (task_id, argsrepr, kwargsrepr)
+
+    def batch(self, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> EnvelopeBatch:
+        """The one-message batch of one call."""
+        return EnvelopeBatch(self.prototype, self.varying, (self.row(task_id, args, kwargs),))
+
+
 def build_task_batch(
     msg: TaskMessage,
     calls: Iterable[tuple[Sequence[Any], Mapping[str, Any]]],
@@ -335,40 +403,19 @@ def build_task_batch(
     :func:`build_task_envelope` of ``message_with(msg, id=<id i>, args=...,
     kwargs=...)`` (same ``now``), but headers and properties are built once
     for the batch: per call only the body, the id and ``argsrepr``/``kwargsrepr``
-    are made. Protocol 2 only, with ``argsrepr``/``kwargsrepr`` left to default.
+    are made (see :class:`TaskCallTemplate`).
     """
-    if msg.protocol != 2 or msg.argsrepr is not None or msg.kwargsrepr is not None:
-        raise ValueError("build_task_batch needs a protocol 2 message with default reprs")
-    prototype = build_task_envelope(msg, queue=queue, exchange=exchange, serializer=serializer,
+    try:
+        template = TaskCallTemplate(msg, queue=queue, exchange=exchange, serializer=serializer,
                                     compression=compression, now=now)
-    own_root = msg.root_id is None or msg.root_id == msg.id
-    varying = ("id", "root_id", "argsrepr", "kwargsrepr") if own_root else (
-        "id", "argsrepr", "kwargsrepr")
-    embed = _embed(msg)
-    # JSON bodies: "[args,kwargs,embed]" with the embed encoded once, exactly
-    # what json_dumps writes for the whole list when every part is orjson's.
-    embed_json = json_dumps_fast(embed) if serializer == "json" else None
+    except ValueError:
+        raise ValueError("build_task_batch needs a protocol 2 message with default reprs") \
+            from None
     calls = list(calls)
     ids = uuid4_strs(len(calls))
-    rows: list[tuple[str, bytes, tuple[Any, ...]]] = []
-    for task_id, (call_args, call_kwargs) in zip(ids, calls, strict=True):
-        args = tuple(call_args)
-        kwargs = dict(call_kwargs)
-        body = None
-        if embed_json is not None:
-            args_json, kwargs_json = json_dumps_fast(args), json_dumps_fast(kwargs)
-            if args_json is not None and kwargs_json is not None:
-                body = b"[%s,%s,%s]" % (args_json, kwargs_json, embed_json)
-        if body is None:
-            body = dumps((args, kwargs, embed), serializer)[0]
-        if compression:
-            body = compress(body, compression)[0]
-        argsrepr = safe_repr(args, ARGSREPR_MAXSIZE)
-        kwargsrepr = safe_repr(kwargs, KWARGSREPR_MAXSIZE)
-        values = (task_id, task_id, argsrepr, kwargsrepr) if own_root else (
-            task_id, argsrepr, kwargsrepr)
-        rows.append((task_id, body, values))
-    return EnvelopeBatch(prototype, varying, rows)
+    rows = [template.row(task_id, tuple(call_args), dict(call_kwargs))
+            for task_id, (call_args, call_kwargs) in zip(ids, calls, strict=True)]
+    return EnvelopeBatch(template.prototype, template.varying, rows)
 
 
 # -- parsing -----------------------------------------------------------------

@@ -32,8 +32,6 @@ exception leaves these modules.
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -342,84 +340,6 @@ def translating(
         raise
     except (redis.exceptions.RedisError, OSError) as exc:
         raise translate_error(exc, target, doing, unreachable) from exc
-
-
-class SyncScriptCaller:
-    """Run Lua scripts on a sync client with one bare EVALSHA per call.
-
-    redis-py's ``Script.__call__`` goes through the client's full command path
-    (argument inspection, observability hooks, retry wrapper), and even a bare
-    command on a pooled connection pays the pool's checkout and return (lock,
-    metrics, a readiness poll) -- together as much client CPU as the round trip
-    itself; a sync ``delay()`` is one such call. This keeps one connection of
-    the pool for itself (used by one thread at a time; a second thread
-    publishing at the same moment borrows another from the pool), packs
-    EVALSHA with hiredis and reloads the script when Redis has forgotten it
-    (restart, ``SCRIPT FLUSH``). Before each use the kept connection is checked
-    as the pool checks its own: a socket with something to read (a closed
-    connection, a stray reply) is reconnected first, so a Redis restart costs no
-    error. Errors are redis-py's, for :func:`translate_error` / the caller's
-    retry policy.
-    """
-
-    def __init__(self, client: redis.Redis) -> None:
-        self._client = client
-        self._shas: dict[str, str] = {}
-        self._lock = threading.Lock()
-        self._conn: Any = None
-        self._pid = os.getpid()
-
-    def __call__(self, source: str, keys: list[str], args: list[Any]) -> Any:
-        """Run ``source`` with ``keys`` and ``args``; return Redis's raw reply."""
-        sha = self._shas.get(source)
-        if sha is None:
-            sha = self._shas[source] = str(self._client.script_load(source))
-        pool = self._client.connection_pool
-        if not self._lock.acquire(blocking=False):
-            conn = pool.get_connection()  # another thread holds ours
-            try:
-                return self._run(conn, source, sha, keys, args)
-            finally:
-                pool.release(conn)
-        try:
-            return self._run(self._kept(), source, sha, keys, args)
-        finally:
-            self._lock.release()
-
-    def _kept(self) -> Any:
-        conn = self._conn
-        if conn is None or self._pid != os.getpid():
-            # in a forked child the parent's socket is not ours to use or close
-            self._pid = os.getpid()
-            conn = self._conn = self._client.connection_pool.get_connection()
-            return conn
-        conn.connect()  # no-op while connected; after an error, a new socket
-        try:
-            ready = not conn.can_read()  # readable: closed by the server, or a stray reply
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
-            ready = False
-        if not ready:
-            conn.disconnect()
-            conn.connect()
-        return conn
-
-    @staticmethod
-    def _run(conn: Any, source: str, sha: str, keys: list[str], args: list[Any]) -> Any:
-        try:
-            conn.send_packed_command(
-                [hiredis.pack_command(("EVALSHA", sha, len(keys), *keys, *args))])
-            try:
-                return conn.read_response()
-            except redis.exceptions.NoScriptError:
-                conn.send_packed_command(
-                    [hiredis.pack_command(("EVAL", source, len(keys), *keys, *args))])
-                return conn.read_response()
-        except redis.exceptions.ResponseError:
-            raise  # a whole error reply was read: the connection is fine
-        except BaseException:
-            # a half-written command or half-read reply must not reach the next caller
-            conn.disconnect()
-            raise
 
 
 class AsyncScriptCaller:

@@ -55,14 +55,19 @@ import redis.exceptions
 
 from celeriac.errors import DecodeError
 from celeriac.protocol import keys
+from celeriac.protocol._ids import uuid4_str
 from celeriac.protocol.batch import EnvelopeBatch, encode_elements
 from celeriac.protocol.envelope import Envelope
-from celeriac.protocol.kombu_json import decode_element, encode_element
+from celeriac.protocol.kombu_json import (
+    ElementTemplate,
+    decode_element,
+    element_template,
+    encode_element,
+)
 from celeriac.transports import _redis_scripts as lua
 from celeriac.transports import _virtual
 from celeriac.transports._redis_conn import (
     AsyncScriptCaller,
-    SyncScriptCaller,
     make_async_client,
     make_sync_client,
     target_from_options,
@@ -78,6 +83,7 @@ from celeriac.transports._redis_support import (
     retry_async,
     retry_sync,
 )
+from celeriac.transports._redis_sync_script import PackedScript, SyncScriptCaller
 from celeriac.transports.base import (
     Binding,
     OnBroadcast,
@@ -96,6 +102,9 @@ _BINDING_CACHE_SECONDS = 5.0
 # delayed(): zset members read per round trip, and at most in all (a bounded read)
 _DELAYED_PAGE = 500
 _DELAYED_SCAN = 10_000
+# One-message batches (a sync ``delay()``) whose prototype is remembered with its
+# element template and packed PUBLISH call; forgotten all at once past this many.
+_ROW_SENDERS_MAX = 256
 # Exchanges whose type Celery fixes (others are learnt from declare()).
 _KNOWN_EXCHANGES = {
     keys.PIDBOX_EXCHANGE: "fanout",
@@ -135,6 +144,9 @@ class RedisTransport(RedisConsuming, Transport):
         self._bindings: dict[str, tuple[float, list[Binding]]] = {}
         self._scripts: AsyncScriptCaller | None = None
         self._sync_scripts: SyncScriptCaller | None = None
+        # id(prototype) -> (prototype, varying, template, packed PUBLISH of its list)
+        self._row_senders: dict[
+            int, tuple[Envelope, tuple[str, ...], ElementTemplate, PackedScript]] = {}
         self._init_consuming()
 
     # -- connections ---------------------------------------------------------
@@ -191,16 +203,20 @@ class RedisTransport(RedisConsuming, Transport):
             self._sync.close()
             self._sync = None
             self._sync_scripts = None
+            self._row_senders.clear()
 
     async def _script(self, source: str, keys_: Sequence[str], args: Sequence[Any]) -> Any:
         if self._scripts is None:
             self._scripts = AsyncScriptCaller(self._async_client())
         return await self._scripts(source, list(keys_), list(args))
 
-    def _script_sync(self, source: str, keys_: Sequence[str], args: Sequence[Any]) -> Any:
+    def _sync_caller(self) -> SyncScriptCaller:
         if self._sync_scripts is None:
             self._sync_scripts = SyncScriptCaller(self._sync_client())
-        return self._sync_scripts(source, list(keys_), list(args))
+        return self._sync_scripts
+
+    def _script_sync(self, source: str, keys_: Sequence[str], args: Sequence[Any]) -> Any:
+        return self._sync_caller()(source, keys_, args)
 
     # -- topology ------------------------------------------------------------
     def _declare_ops(self, queues: Sequence[QueueSpec]) -> list[tuple[str, str]]:
@@ -354,7 +370,24 @@ class RedisTransport(RedisConsuming, Transport):
             self._retrying_sync("publishing", call)
 
     def publish_batch_sync(self, batch: EnvelopeBatch, *, eta: float | None = None) -> None:
-        """Blocking :meth:`publish_batch`."""
+        """Blocking :meth:`publish_batch`.
+
+        A batch of one message (a sync ``delay()``) is published as
+        :meth:`publish_sync` publishes it (handed to an idle consumer, or
+        pushed), at the cost of a join: its prototype's element template and
+        its packed PUBLISH call are remembered from the first message.
+        """
+        if len(batch.rows) == 1 and eta is None:
+            sender = self._row_sender(batch)
+            if sender is not None:
+                correlation_id, body, values = batch.rows[0]
+                element = sender[2].render(correlation_id, body, values, uuid4_str())
+                if element is not None:
+                    retry_sync(self._policy, self._target, "publishing",
+                               partial(sender[3], element))
+                    return
+            self.publish_many_sync([(batch.envelope(0), None)])
+            return
         elements = encode_elements(batch)
         list_name = self._one_list(batch.prototype, eta)
         if list_name is None:
@@ -363,6 +396,29 @@ class RedisTransport(RedisConsuming, Transport):
             args = [self._wake_prefix, *elements]
             self._retrying_sync("publishing",
                                 partial(self._script_sync, lua.PUSH_MANY, [list_name], args))
+
+    def _row_sender(
+        self, batch: EnvelopeBatch
+    ) -> tuple[Envelope, tuple[str, ...], ElementTemplate, PackedScript] | None:
+        """The template and packed call for one-message batches of this prototype,
+        or None when they take the general path (another exchange than the default
+        one, a queue not declared yet, a prototype that has no template)."""
+        proto = batch.prototype
+        sender = self._row_senders.get(id(proto))
+        if sender is not None and sender[0] is proto and sender[1] == batch.varying:
+            return sender
+        if proto.exchange or proto.routing_key not in self._declared:
+            return None
+        template = element_template(proto, batch.varying)
+        if template is None:
+            return None
+        list_name = keys.priority_queue(proto.routing_key, proto.priority)
+        packed = self._sync_caller().packed(lua.PUBLISH, [list_name],
+                                            [*self._publish_args, "p"], [""])
+        if len(self._row_senders) >= _ROW_SENDERS_MAX:
+            self._row_senders.clear()
+        sender = self._row_senders[id(proto)] = (proto, tuple(batch.varying), template, packed)
+        return sender
 
     async def _retrying(self, doing: str, call: Callable[[], Awaitable[T]]) -> T:
         return await retry_async(self._policy, self._target, doing, call)

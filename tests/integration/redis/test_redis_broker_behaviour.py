@@ -18,6 +18,7 @@ import redis
 from celeriac.errors import OperationalError
 from celeriac.protocol import keys
 from celeriac.protocol.envelope import Envelope
+from celeriac.transports import _redis_sync_script
 from celeriac.transports.base import Delivery, TransportOptions
 from celeriac.transports.redis import RedisTransport
 
@@ -234,11 +235,14 @@ async def test_reconnects_after_its_connections_are_killed(
     await consumer.ack(got2)
 
 
-async def test_sync_publish_survives_its_connection_being_closed_without_a_retry(
-    make: Factory, raw: redis.Redis, redis_db: int
+async def test_sync_publish_replaces_a_connection_closed_while_idle_without_a_retry(
+    make: Factory, raw: redis.Redis, redis_db: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The sync publisher keeps one connection between calls; one the server has
-    # closed meanwhile is replaced before use, as redis-py's pool would do.
+    # The sync publisher keeps one connection between calls; one that sat idle
+    # longer than IDLE_CHECK_SECONDS is checked before use and, if the server
+    # closed it meanwhile, replaced: no error, no retry. (0: every call is
+    # "after a pause".)
+    monkeypatch.setattr(_redis_sync_script, "IDLE_CHECK_SECONDS", 0.0)
     producer = await make(retry=False)
     await asyncio.to_thread(producer.publish_sync, envelope("q", b"one"))
     assert kill_clients_of_db(raw, redis_db) > 0
@@ -246,6 +250,42 @@ async def test_sync_publish_survives_its_connection_being_closed_without_a_retry
     consumer = await make()
     got = await fetch_all(consumer, "q", 2)
     assert sorted(d.envelope.body for d in got) == [b"one", b"two"]
+    await consumer.ack(got)
+
+
+async def test_sync_publish_right_after_its_connection_was_closed_is_retried_once(
+    make: Factory, raw: redis.Redis, redis_db: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Within IDLE_CHECK_SECONDS of its last use the connection is used unchecked:
+    # one the server closed meanwhile fails the call when no reply comes. The
+    # server closed it before it could read the command, so the retry policy
+    # sends it again on a new connection and it is queued exactly once.
+    producer = await make()
+    await asyncio.to_thread(producer.publish_sync, envelope("q", b"one"))
+    assert kill_clients_of_db(raw, redis_db) > 0
+    with caplog.at_level(logging.WARNING, logger="celeriac.transports.redis"):
+        await asyncio.to_thread(producer.publish_sync, envelope("q", b"two"))
+    assert any("retrying" in r.getMessage() for r in caplog.records)
+    consumer = await make()
+    got = await fetch_all(consumer, "q", 2)
+    assert sorted(d.envelope.body for d in got) == [b"one", b"two"]
+    assert await consumer.queue_length("q") == 0  # no second copy
+    await consumer.ack(got)
+
+
+async def test_sync_publish_without_retries_reports_the_closed_connection_and_queues_nothing(
+    make: Factory, raw: redis.Redis, redis_db: int
+) -> None:
+    producer = await make(retry=False)
+    await asyncio.to_thread(producer.publish_sync, envelope("q", b"one"))
+    assert kill_clients_of_db(raw, redis_db) > 0
+    with pytest.raises(OperationalError, match="before its reply"):
+        await asyncio.to_thread(producer.publish_sync, envelope("q", b"two"))
+    await asyncio.to_thread(producer.publish_sync, envelope("q", b"three"))  # a new connection
+    consumer = await make()
+    got = await fetch_all(consumer, "q", 2)
+    assert sorted(d.envelope.body for d in got) == [b"one", b"three"]
+    assert await consumer.queue_length("q") == 0
     await consumer.ack(got)
 
 

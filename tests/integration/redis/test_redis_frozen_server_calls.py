@@ -27,6 +27,7 @@ from celeriac.backends.base import BackendOptions
 from celeriac.backends.redis import RedisBackend
 from celeriac.errors import BrokerUnreachable, OperationalError
 from celeriac.protocol import states
+from celeriac.protocol.envelope import Envelope
 from celeriac.protocol.results import ResultMeta
 from celeriac.transports._redis_pubsub import next_message
 from celeriac.transports.base import TransportOptions
@@ -89,6 +90,28 @@ async def test_broker_command_to_a_frozen_server_fails_with_the_masked_url(froze
     finally:
         frozen.thaw()
         await transport.close()
+
+
+async def test_sync_publish_to_a_frozen_server_fails_with_the_masked_url(frozen: Frozen) -> None:
+    # The sync publisher does its own reads and writes on its kept socket: the
+    # kernel's send/receive timeouts bound them as redis-py's socket timeout would.
+    options = TransportOptions(extra={"socket_timeout": 0.5, "max_retries": 0})
+    transport = RedisTransport(frozen.url, options)
+    queue = f"q-{uuid.uuid4().hex[:8]}"
+    message = Envelope(b"[[], {}, {}]", headers={"id": "t-1", "task": "t"},
+                       correlation_id="t-1", routing_key=queue)
+    try:
+        await asyncio.to_thread(transport.publish_sync, message)  # the kept connection
+        frozen.freeze()
+        with pytest.raises(BrokerUnreachable) as caught:
+            await asyncio.wait_for(asyncio.to_thread(transport.publish_sync, message), GUARD)
+        text = str(caught.value)
+        assert frozen.masked in text and PASSWORD not in text
+        frozen.thaw()
+        await asyncio.to_thread(transport.publish_sync, message)  # a new connection
+    finally:
+        frozen.thaw()
+        transport.close_sync()
 
 
 async def test_idle_listener_notices_a_frozen_server(frozen: Frozen) -> None:
