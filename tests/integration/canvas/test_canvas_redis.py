@@ -7,11 +7,11 @@ from types import ModuleType
 
 import pytest
 from _canvas_workflows import SYNC_CHECKS, TIMEOUT
+from tests.integration.canvas.conftest import tasks_with_worker
 
 from _servers import REDIS_HOST, REDIS_PORT
 from celeriac import Celery
 from celeriac.canvas import chord, group, signature
-from conftest import tasks_with_worker
 
 pytestmark = pytest.mark.redis
 

@@ -8,9 +8,9 @@ from types import ModuleType
 
 import pytest
 from _canvas_workflows import SYNC_CHECKS, TIMEOUT
+from tests.integration.canvas.conftest import tasks_with_worker
 
 from celeriac.canvas import chain, chord, group
-from conftest import tasks_with_worker
 
 
 @pytest.fixture(scope="module")

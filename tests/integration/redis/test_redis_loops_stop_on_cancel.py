@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from tests.integration.redis.conftest import TransportFactory
 
 from celeriac.transports.base import raise_if_cancelled
-from conftest import TransportFactory
 
 
 @pytest.mark.parametrize("turns", [0, 1, 2, 3, 5, 8])
