@@ -397,9 +397,12 @@ class AsyncResultListener:
             event = asyncio.Event()
             self._events.add(event)
             try:
-                await asyncio.wait_for(event.wait(), remaining)
+                # In this task (no wait_for task): a push resumes the waiter next turn.
+                async with asyncio.timeout(remaining):
+                    await event.wait()
             except TimeoutError:
-                raise WaitTimedOut from None
+                if not event.is_set():
+                    raise WaitTimedOut from None
             finally:
                 self._events.discard(event)
 

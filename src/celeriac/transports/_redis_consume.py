@@ -295,6 +295,9 @@ class RedisConsuming:
         first = self._seq
         self._seq += limit
         acks, self._pending_acks = self._pending_acks, []  # forgotten by the same script
+        if self._linger is not None:  # nothing left for an ack_soon() timer to send
+            self._linger.cancel()
+            self._linger = None
         # Register idle only while pushes can be heard (the push channel subscribed).
         hearing = self._wake is not None and self._wake.push_ready.is_set()
         idle = hearing and not self._streaming
@@ -314,6 +317,8 @@ class RedisConsuming:
             # acks are sent again (forgetting a tag twice is harmless).
             self._lost_fetches.append((first, limit))
             self._pending_acks[:0] = acks
+            if acks and self._linger is None:
+                self._arm_linger()
             raise
         self.fetch_round_trips += 1
         next_due = self._next_due = float(raw[0]) if raw[0] else None
@@ -409,7 +414,10 @@ class RedisConsuming:
         self._pending_acks.extend(seqs)
         self._finished(seqs)
         if self._linger is None:
-            self._linger = asyncio.get_running_loop().call_later(_ACK_LINGER, self._lingered)
+            self._arm_linger()
+
+    def _arm_linger(self) -> None:
+        self._linger = asyncio.get_running_loop().call_later(_ACK_LINGER, self._lingered)
 
     def _lingered(self) -> None:
         self._linger = None

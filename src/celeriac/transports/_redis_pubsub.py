@@ -147,13 +147,19 @@ class WakeListener:
         self._event.set()
 
     async def wait(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for a wake-up; True if one came."""
+        """Wait up to ``timeout`` seconds for a wake-up; True if one came.
+
+        Awaited in the caller's own task (``asyncio.timeout``, not ``wait_for``):
+        a wake-up resumes the fetch in the next loop turn, with no task to start
+        and finish per wait.
+        """
         if self._event.is_set():
             return True
         try:
-            await asyncio.wait_for(self._event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._event.wait()
         except TimeoutError:
-            return False
+            return self._event.is_set()  # set in the very turn the time ran out
         return True
 
     async def _read(self) -> None:
