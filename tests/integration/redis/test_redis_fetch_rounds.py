@@ -11,7 +11,9 @@ from functools import partial
 
 import pytest
 import redis
+import redis.exceptions
 
+from celeriac.errors import BrokerUnreachable
 from celeriac.protocol import keys
 from celeriac.protocol.envelope import Envelope
 from celeriac.protocol.kombu_json import encode_element
@@ -68,6 +70,37 @@ async def test_ack_soon_rides_with_the_next_fetch(make: Factory, raw: redis.Redi
     assert held == [second[0].tag.seq.encode()]  # type: ignore[attr-defined]
     await consumer.ack(second)
     assert inflight(raw, consumer) == 0
+
+
+async def test_a_fetch_that_carries_the_acks_disarms_the_ack_timer(make: Factory) -> None:
+    consumer = await make()
+    await consumer.publish_many([(envelope("q", b"%d" % i), None) for i in range(2)])
+    first = await consumer.fetch(["q"], 1, 1.0)
+    await consumer.ack_soon(first)
+    assert consumer._linger is not None  # armed: no fetch may come
+    await consumer.fetch(["q"], 1, 1.0)
+    assert consumer._linger is None  # the fetch took the acks: no HDEL of their own follows
+
+
+async def test_acks_of_a_failed_fetch_still_go_out_on_their_own(
+        make: Factory, raw: redis.Redis) -> None:
+    consumer = await make()
+    await consumer.publish(envelope("q"))
+    got = await consumer.fetch(["q"], 1, 1.0)
+    await consumer.ack_soon(got)
+    real_script = consumer._script
+
+    async def failing(*args: object) -> object:
+        raise redis.exceptions.ConnectionError("injected: the fetch's reply was lost")
+
+    consumer._script = failing  # type: ignore[method-assign]
+    try:
+        with pytest.raises(BrokerUnreachable):
+            await consumer.fetch(["q"], 1, 0.0)
+    finally:
+        consumer._script = real_script  # type: ignore[method-assign]
+    # The acks went back to the pending list and the timer sends them alone.
+    assert await until(lambda: inflight(raw, consumer) == 0)
 
 
 async def test_acked_soon_messages_are_not_given_back_on_close(
