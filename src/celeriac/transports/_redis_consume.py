@@ -164,11 +164,15 @@ class RedisConsuming:
             woken = await self._wake.wait(pause) or self._due()
         while True:
             raise_if_cancelled()
-            self._wake.clear()
+            lists_woken = self._wake.clear()
             try:
                 if self._wake.generation != self._reconciled_generation:
                     await self._reconcile(with_current=True)
                 if self._pushed.buffer:  # pushed to us while idle: no FETCH needed
+                    if lists_woken:
+                        # A list got messages too (pushes ran out of room): the
+                        # wake-up is used up here, so the next fetch looks at once.
+                        self._short = False
                     return await self._take_pushed(limit)
                 await self._recover_unknown_fetches()
                 deliveries, next_due = await self._fetch_once(order, lists, limit)

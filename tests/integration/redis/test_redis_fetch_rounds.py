@@ -146,3 +146,25 @@ async def test_pushes_without_wake_ups_are_still_fetched_after_a_short_fetch(
         got = await asyncio.wait_for(waiting, 3.0)
         assert len(got) == 1
         await consumer.ack(got)
+
+
+async def test_a_wake_up_that_comes_with_pushes_is_not_lost(make: Factory) -> None:
+    # Pushes run out of room: the next publish lands on the list and its wake-up
+    # arrives with the pushes. Returning the pushes uses that wake-up up, so the
+    # fetch after them must look at the list at once -- not wait, find the message
+    # unannounced, and take our own producer for one that publishes no wake-ups
+    # (which would add a fetch round trip to every task for the next 30 s).
+    consumer, producer = await make(poll=5.0), await make()
+    await consumer.fetch(["q"], 2, 0.05)  # subscribes to wake-ups and pushes
+    assert await until(lambda: consumer._wake is not None and consumer._wake.push_ready.is_set())
+    assert await consumer.fetch(["q"], 2, 0.05) == []  # registered idle: room for 2 pushes
+    for i in range(3):
+        await producer.publish(envelope("q", b"[[%d], {}, {}]" % i))
+    assert await until(lambda: len(consumer._pushed.buffer) == 2
+                       and consumer._wake is not None and consumer._wake._lists_woken)
+    pushed = await consumer.fetch(["q"], 2, 1.0)
+    listed = await consumer.fetch(["q"], 2, 1.0)
+    assert [d.envelope.body for d in pushed + listed] == \
+        [b"[[%d], {}, {}]" % i for i in range(3)]
+    assert consumer.pushed_deliveries == 2
+    assert consumer._silent_until == 0.0  # no producer was taken for a silent one
