@@ -20,7 +20,8 @@ concurrent waits through a small demultiplexer:
   finished task only drains bytes already in the socket: no round trip. If no
   push has come within :data:`EARLY_GRACE`, the wait reads the key once, in
   case the result's PUBLISH overtook the SUBSCRIBE on its way to Redis.
-* :class:`AsyncResultListener` (``await result``): one reader task.
+* :class:`AsyncResultListener` (``await result``): one reader task; its waits
+  run in the waiting task (no task per wait) and UNSUBSCRIBEs are batched too.
 
 After a lost connection the listener subscribes again on reconnect (the async
 face: redis-py does); messages sent in the gap are gone, so every waiter
@@ -321,6 +322,7 @@ class AsyncResultListener:
         self._pubsub: redis.asyncio.client.PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
         self._events: set[asyncio.Event] = set()
+        self._unsubscribe: dict[str, None] = {}  # channels to leave, in order
 
     async def wait(
         self,
@@ -375,7 +377,11 @@ class AsyncResultListener:
         self._box.waiters[task_id] = waiters
         if self._pubsub is None:
             self._pubsub = self._client.pubsub()
-        await self._pubsub.subscribe(self._box.channel(task_id))
+        channel = self._box.channel(task_id)
+        if channel in self._unsubscribe:
+            del self._unsubscribe[channel]  # never left: still subscribed
+        else:
+            await self._pubsub.subscribe(channel)
         if self._reader is None or self._reader.done():
             self._reader = asyncio.create_task(self._read(), name="celeriac-redis-results")
 
@@ -384,9 +390,14 @@ class AsyncResultListener:
         box.waiters.pop(task_id, None)
         box.values.pop(task_id, None)
         box.early.pop(task_id, None)
-        if self._pubsub is not None:
+        # UNSUBSCRIBE in batches, as the blocking face does: one write per task
+        # would cost a syscall and a server command each; a late message on a
+        # channel left behind is ignored (nobody waits on it).
+        self._unsubscribe[box.channel(task_id)] = None
+        if len(self._unsubscribe) >= _UNSUBSCRIBE_BATCH and self._pubsub is not None:
+            batch, self._unsubscribe = list(self._unsubscribe), {}
             with contextlib.suppress(*_ERRORS):
-                await self._pubsub.unsubscribe(box.channel(task_id))
+                await self._pubsub.unsubscribe(*batch)
 
     async def _until(self, done: Callable[[], object], deadline: float | None) -> None:
         loop = asyncio.get_running_loop()
@@ -397,9 +408,12 @@ class AsyncResultListener:
             event = asyncio.Event()
             self._events.add(event)
             try:
-                await asyncio.wait_for(event.wait(), remaining)
+                # In this task (no wait_for task): a push resumes the waiter next turn.
+                async with asyncio.timeout(remaining):
+                    await event.wait()
             except TimeoutError:
-                raise WaitTimedOut from None
+                if not event.is_set():
+                    raise WaitTimedOut from None
             finally:
                 self._events.discard(event)
 
@@ -437,6 +451,7 @@ class AsyncResultListener:
                 await self._pubsub.aclose()  # type: ignore[no-untyped-call]
             self._pubsub = None
         # A later wait subscribes afresh on a new connection.
+        self._unsubscribe.clear()
         self._box.lost()
         self._box.waiters.clear()
         self._box.values.clear()

@@ -32,10 +32,11 @@ exception leaves these modules.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import asyncio
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import hiredis
@@ -293,8 +294,12 @@ def make_sync_client(target: RedisTarget, *, retries: int = 1) -> redis.Redis:
 
 
 def make_async_client(target: RedisTarget, *, retries: int = 1) -> redis.asyncio.Redis:
-    """A redis-py asyncio client (pooled) for ``target``; no I/O happens here."""
+    """A redis-py asyncio client (pooled) for ``target``; no I/O happens here.
+
+    Its connections write as :class:`BoundedWrite` says (no task per command).
+    """
     kwargs = _client_kwargs(target, retries)
+    aclient: redis.asyncio.Redis
     if target.sentinels:
         kwargs.pop("db")
         sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
@@ -302,14 +307,91 @@ def make_async_client(target: RedisTarget, *, retries: int = 1) -> redis.asyncio
             socket_timeout=target.connect_timeout,
             sentinel_kwargs={"password": target.password} if target.password else None,
         )
-        aclient: redis.asyncio.Redis = sentinel.master_for(
-            target.master_name or "", db=target.db, **kwargs
-        )
-        return aclient
-    if target.unix_path:
+        aclient = sentinel.master_for(target.master_name or "", db=target.db, **kwargs)
+    elif target.unix_path:
         kwargs.pop("ssl", None)
-        return redis.asyncio.Redis(unix_socket_path=target.unix_path, **kwargs)
-    return redis.asyncio.Redis(host=target.host, port=target.port, **kwargs)
+        aclient = redis.asyncio.Redis(unix_socket_path=target.unix_path, **kwargs)
+    else:
+        aclient = redis.asyncio.Redis(host=target.host, port=target.port, **kwargs)
+    pool = aclient.connection_pool
+    pool.connection_class = bounded_write_class(pool.connection_class)
+    return aclient
+
+
+class BoundedWrite:
+    """Mixed into redis-py's asyncio connection classes: a command write that costs
+    no task and no loop turn, and still cannot hang.
+
+    redis-py bounds every write by the socket timeout with ``asyncio.wait_for``,
+    which runs the write as a task of its own: three loop turns and a task per
+    command, about half the event-loop work of a worker's round trip. Here the
+    command is handed to the transport, and only when the transport could not
+    pass it all to the kernel at once (its buffer is not empty: a server that
+    stopped reading, a reply backlog) is the flow-control wait bounded, by
+    ``asyncio.timeout`` (no task either). With an empty buffer the stream is
+    not paused, so ``drain()`` returns without waiting (it still reports a lost
+    connection). Errors are redis-py's, as from its own write: a timeout is
+    ``TimeoutError("Timeout writing to socket")``, a socket error a
+    ``ConnectionError``, and the connection is dropped after any failure (a
+    half-written command must not reach the next caller).
+    """
+
+    socket_timeout: float | None
+    _writer: Any
+
+    if TYPE_CHECKING:
+        @property
+        def is_connected(self) -> bool: ...
+
+        async def connect_check_health(self, check_health: bool = True) -> None: ...
+
+        async def check_health(self) -> None: ...
+
+        async def disconnect(self, nowait: bool = False) -> None: ...
+
+    async def send_packed_command(
+        self, command: bytes | str | Iterable[bytes], check_health: bool = True
+    ) -> None:
+        if not self.is_connected:
+            await self.connect_check_health(check_health=False)
+        if check_health:
+            await self.check_health()
+        if isinstance(command, str):
+            command = command.encode()
+        if isinstance(command, bytes):
+            command = [command]
+        writer = self._writer
+        try:
+            writer.writelines(command)
+            if self.socket_timeout and writer.transport.get_write_buffer_size():
+                async with asyncio.timeout(self.socket_timeout):
+                    await writer.drain()
+            else:
+                await writer.drain()
+        except TimeoutError:
+            await self.disconnect(nowait=True)
+            raise redis.exceptions.TimeoutError("Timeout writing to socket") from None
+        except OSError as exc:
+            await self.disconnect(nowait=True)
+            code, text = exc.args if len(exc.args) == 2 else ("UNKNOWN", exc)
+            raise redis.exceptions.ConnectionError(
+                f"Error {code} while writing to socket. {text}.") from exc
+        except BaseException:
+            await self.disconnect(nowait=True)
+            raise
+
+
+_BOUNDED: dict[type, type] = {}
+
+
+def bounded_write_class(base: type) -> type:
+    """``base`` (a redis-py asyncio connection class) with :class:`BoundedWrite` mixed in."""
+    if issubclass(base, BoundedWrite):
+        return base
+    made = _BOUNDED.get(base)
+    if made is None:
+        made = _BOUNDED[base] = type(f"BoundedWrite{base.__name__}", (BoundedWrite, base), {})
+    return made
 
 
 def translate_error(
@@ -343,7 +425,7 @@ def translating(
 
 
 class AsyncScriptCaller:
-    """The asyncio face of :class:`SyncScriptCaller`: one bare EVALSHA per call.
+    """The asyncio face of :class:`~celeriac.transports._redis_sync_script.SyncScriptCaller`: one bare EVALSHA per call.
 
     A worker's hot calls (the fetch script, the result write) are one script
     each; redis-py's command path around them (pool checkout and return,
@@ -385,7 +467,9 @@ class AsyncScriptCaller:
         if conn is None:
             conn = self._conn = await self._client.connection_pool.get_connection()  # type: ignore[no-untyped-call]
             return conn
-        await conn.connect()  # no-op while connected; after an error, a new socket
+        if not conn.is_connected:  # dropped after an error: a new socket
+            await conn.connect()
+            return conn
         try:
             ready = not await conn.can_read()
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):

@@ -164,11 +164,15 @@ class RedisConsuming:
             woken = await self._wake.wait(pause) or self._due()
         while True:
             raise_if_cancelled()
-            self._wake.clear()
+            lists_woken = self._wake.clear()
             try:
                 if self._wake.generation != self._reconciled_generation:
                     await self._reconcile(with_current=True)
                 if self._pushed.buffer:  # pushed to us while idle: no FETCH needed
+                    if lists_woken:
+                        # A list got messages too (pushes ran out of room): the
+                        # wake-up is used up here, so the next fetch looks at once.
+                        self._short = False
                     return await self._take_pushed(limit)
                 await self._recover_unknown_fetches()
                 deliveries, next_due = await self._fetch_once(order, lists, limit)
@@ -295,6 +299,9 @@ class RedisConsuming:
         first = self._seq
         self._seq += limit
         acks, self._pending_acks = self._pending_acks, []  # forgotten by the same script
+        if self._linger is not None:  # nothing left for an ack_soon() timer to send
+            self._linger.cancel()
+            self._linger = None
         # Register idle only while pushes can be heard (the push channel subscribed).
         hearing = self._wake is not None and self._wake.push_ready.is_set()
         idle = hearing and not self._streaming
@@ -314,6 +321,8 @@ class RedisConsuming:
             # acks are sent again (forgetting a tag twice is harmless).
             self._lost_fetches.append((first, limit))
             self._pending_acks[:0] = acks
+            if acks and self._linger is None:
+                self._arm_linger()
             raise
         self.fetch_round_trips += 1
         next_due = self._next_due = float(raw[0]) if raw[0] else None
@@ -409,7 +418,10 @@ class RedisConsuming:
         self._pending_acks.extend(seqs)
         self._finished(seqs)
         if self._linger is None:
-            self._linger = asyncio.get_running_loop().call_later(_ACK_LINGER, self._lingered)
+            self._arm_linger()
+
+    def _arm_linger(self) -> None:
+        self._linger = asyncio.get_running_loop().call_later(_ACK_LINGER, self._lingered)
 
     def _lingered(self) -> None:
         self._linger = None

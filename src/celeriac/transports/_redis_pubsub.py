@@ -118,6 +118,7 @@ class WakeListener:
         self._push_channel = push_channel.encode() if push_channel else None
         self._on_push = on_push
         self._lost = False
+        self._lists_woken = False
         self.generation = 0
         self.push_ready = asyncio.Event()
 
@@ -138,22 +139,32 @@ class WakeListener:
         if self._reader is None or self._reader.done():
             self._reader = asyncio.create_task(self._read(), name="celeriac-redis-wake")
 
-    def clear(self) -> None:
-        """Forget earlier wake-ups (call before looking at the lists)."""
+    def clear(self) -> bool:
+        """Forget earlier wake-ups (call before looking at the lists); True if one of
+        them said a list got messages (a wake-up channel, or a lost connection),
+        not only that messages were pushed to this consumer."""
         self._event.clear()
+        lists, self._lists_woken = self._lists_woken, False
+        return lists
 
     def set(self) -> None:
         """Wake the waiter (something to take arrived by another way)."""
         self._event.set()
 
     async def wait(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for a wake-up; True if one came."""
+        """Wait up to ``timeout`` seconds for a wake-up; True if one came.
+
+        Awaited in the caller's own task (``asyncio.timeout``, not ``wait_for``):
+        a wake-up resumes the fetch in the next loop turn, with no task to start
+        and finish per wait.
+        """
         if self._event.is_set():
             return True
         try:
-            await asyncio.wait_for(self._event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._event.wait()
         except TimeoutError:
-            return False
+            return self._event.is_set()  # set in the very turn the time ran out
         return True
 
     async def _read(self) -> None:
@@ -168,6 +179,7 @@ class WakeListener:
                 failures += 1
                 self._lost = True
                 self.push_ready.clear()
+                self._lists_woken = True
                 self._event.set()  # wake-ups may have been lost: let waiters poll
                 await drop_connection(self._pubsub)
                 pause = min(0.05 * 2**failures, 2.0)
@@ -180,7 +192,9 @@ class WakeListener:
                 continue
             kind = message.get("type")
             if kind == "message":
-                if message["channel"] == self._push_channel and self._on_push is not None:
+                if message["channel"] != self._push_channel:
+                    self._lists_woken = True
+                elif self._on_push is not None:
                     self._on_push(message["data"])
                 self._event.set()
             elif kind == "subscribe" and message["channel"] == self._push_channel:

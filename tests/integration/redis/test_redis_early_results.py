@@ -133,6 +133,43 @@ def test_unsubscribes_go_out_in_batches(redis_url: str) -> None:
 
 
 @pytest.mark.usefixtures("long_grace")
+async def test_async_unsubscribes_go_out_in_batches(redis_url: str) -> None:
+    backend = RedisBackend(redis_url)
+    client = redis.Redis.from_url(redis_url)
+
+    async def never() -> None:
+        raise AssertionError("an early subscription must not read the key")
+
+    try:
+        listener = backend._alistener()
+        ids = [str(uuid.uuid4()) for _ in range(64)]
+        channels = [keys.task_meta_key(task_id) for task_id in ids]
+        for n, task_id in enumerate(ids):
+            await backend.asubscribe_early(task_id)
+            await asyncio.to_thread(wait_subscribed, client, task_id)
+            await backend.store(ResultMeta(task_id, states.SUCCESS, n, None, [], now_iso()))
+            assert (await listener.wait(task_id, 10, never)).result == n  # type: ignore[arg-type]
+            if n == 0:
+                # Left but not unsubscribed yet: waiting on it again needs no
+                # SUBSCRIBE, and a new result still arrives.
+                await backend.asubscribe_early(task_id)
+                await backend.store(ResultMeta(task_id, states.SUCCESS, "again", None, [],
+                                               now_iso()))
+                got = await listener.wait(task_id, 10, never)  # type: ignore[arg-type]
+                assert got.result == "again"
+            if n == 62:  # 63 gets done: all still subscribed (nothing sent yet)
+                assert dict(client.pubsub_numsub(channels[0]))[channels[0].encode()] == 1
+        # The 64th get() sent one UNSUBSCRIBE for all 64.
+        deadline = time.monotonic() + 5
+        while any(dict(client.pubsub_numsub(*channels)).values()):
+            assert time.monotonic() < deadline, "the batched UNSUBSCRIBE never took effect"
+            await asyncio.sleep(0.01)
+    finally:
+        client.close()
+        await backend.close()
+
+
+@pytest.mark.usefixtures("long_grace")
 async def test_async_early_subscription_waits_on_the_push_alone(redis_url: str) -> None:
     backend = RedisBackend(redis_url)
     client = redis.Redis.from_url(redis_url)

@@ -11,7 +11,9 @@ from functools import partial
 
 import pytest
 import redis
+import redis.exceptions
 
+from celeriac.errors import BrokerUnreachable
 from celeriac.protocol import keys
 from celeriac.protocol.envelope import Envelope
 from celeriac.protocol.kombu_json import encode_element
@@ -70,6 +72,37 @@ async def test_ack_soon_rides_with_the_next_fetch(make: Factory, raw: redis.Redi
     assert inflight(raw, consumer) == 0
 
 
+async def test_a_fetch_that_carries_the_acks_disarms_the_ack_timer(make: Factory) -> None:
+    consumer = await make()
+    await consumer.publish_many([(envelope("q", b"%d" % i), None) for i in range(2)])
+    first = await consumer.fetch(["q"], 1, 1.0)
+    await consumer.ack_soon(first)
+    assert consumer._linger is not None  # armed: no fetch may come
+    await consumer.fetch(["q"], 1, 1.0)
+    assert consumer._linger is None  # the fetch took the acks: no HDEL of their own follows
+
+
+async def test_acks_of_a_failed_fetch_still_go_out_on_their_own(
+        make: Factory, raw: redis.Redis) -> None:
+    consumer = await make()
+    await consumer.publish(envelope("q"))
+    got = await consumer.fetch(["q"], 1, 1.0)
+    await consumer.ack_soon(got)
+    real_script = consumer._script
+
+    async def failing(*args: object) -> object:
+        raise redis.exceptions.ConnectionError("injected: the fetch's reply was lost")
+
+    consumer._script = failing  # type: ignore[method-assign]
+    try:
+        with pytest.raises(BrokerUnreachable):
+            await consumer.fetch(["q"], 1, 0.0)
+    finally:
+        consumer._script = real_script  # type: ignore[method-assign]
+    # The acks went back to the pending list and the timer sends them alone.
+    assert await until(lambda: inflight(raw, consumer) == 0)
+
+
 async def test_acked_soon_messages_are_not_given_back_on_close(
         make: Factory, raw: redis.Redis) -> None:
     consumer = await make()
@@ -113,3 +146,25 @@ async def test_pushes_without_wake_ups_are_still_fetched_after_a_short_fetch(
         got = await asyncio.wait_for(waiting, 3.0)
         assert len(got) == 1
         await consumer.ack(got)
+
+
+async def test_a_wake_up_that_comes_with_pushes_is_not_lost(make: Factory) -> None:
+    # Pushes run out of room: the next publish lands on the list and its wake-up
+    # arrives with the pushes. Returning the pushes uses that wake-up up, so the
+    # fetch after them must look at the list at once -- not wait, find the message
+    # unannounced, and take our own producer for one that publishes no wake-ups
+    # (which would add a fetch round trip to every task for the next 30 s).
+    consumer, producer = await make(poll=5.0), await make()
+    await consumer.fetch(["q"], 2, 0.05)  # subscribes to wake-ups and pushes
+    assert await until(lambda: consumer._wake is not None and consumer._wake.push_ready.is_set())
+    assert await consumer.fetch(["q"], 2, 0.05) == []  # registered idle: room for 2 pushes
+    for i in range(3):
+        await producer.publish(envelope("q", b"[[%d], {}, {}]" % i))
+    assert await until(lambda: len(consumer._pushed.buffer) == 2
+                       and consumer._wake is not None and consumer._wake._lists_woken)
+    pushed = await consumer.fetch(["q"], 2, 1.0)
+    listed = await consumer.fetch(["q"], 2, 1.0)
+    assert [d.envelope.body for d in pushed + listed] == \
+        [b"[[%d], {}, {}]" % i for i in range(3)]
+    assert consumer.pushed_deliveries == 2
+    assert consumer._silent_until == 0.0  # no producer was taken for a silent one

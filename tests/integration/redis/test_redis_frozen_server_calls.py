@@ -179,3 +179,24 @@ async def test_result_write_gives_up_after_retry_seconds(frozen: Frozen) -> None
     finally:
         frozen.thaw()
         await backend.close()
+
+
+async def test_a_write_the_frozen_server_cannot_take_times_out_and_drops_the_connection(
+    frozen: Frozen,
+) -> None:
+    # Commands are handed to the socket without a timer; only a write that has to
+    # wait for room (the server stopped reading) is bounded, by the socket timeout.
+    transport = RedisTransport(frozen.url, TransportOptions(extra={"socket_timeout": 0.5}))
+    client = transport._async_client()
+    pool = client.connection_pool
+    conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+    try:
+        frozen.freeze()
+        value = b"x" * (64 * 1024 * 1024)  # far more than the socket buffers hold
+        with pytest.raises(redis.exceptions.TimeoutError, match="Timeout writing"):
+            await asyncio.wait_for(conn.send_command("SET", "celeriac-test-big", value), GUARD)
+        assert not conn.is_connected  # a half-written command never reaches the next caller
+    finally:
+        frozen.thaw()
+        await pool.release(conn)
+        await transport.close()
