@@ -440,6 +440,7 @@ class App:
             connect_timeout=float(s.broker_connection_timeout),
             connect_retry=bool(s.broker_connection_retry),
             connect_max_retries=s.broker_connection_max_retries,
+            ssl=s.broker_use_ssl,
             extra=extra,
         )
 
@@ -512,6 +513,7 @@ class App:
         if url.partition("://")[0].lower() == "rpc":
             # Replies travel over the broker to this app's reply queue (its tasks' reply_to).
             extra = {"broker_url": self.conf.settings.effective_broker_url(),
+                     "broker_use_ssl": self.conf.settings.broker_use_ssl,
                      "oid": reply_queue or self.oid}
             options = dataclasses.replace(options, extra={**extra, **options.extra})
         return backend_for_url(url, options)

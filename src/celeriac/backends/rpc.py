@@ -86,14 +86,15 @@ class RPCBackend(ResultBackend):
         super().__init__(url, options)
         extra = self.options.extra
         self.broker_url = str(extra.get("broker_url") or _broker_url(url))
-        self.params = parse_amqp_url(self.broker_url)
+        use_ssl = extra.get("broker_use_ssl", False)  # replies go as the broker's messages
+        self.params = parse_amqp_url(self.broker_url, use_ssl=use_ssl)
         #: This client's reply queue (the ``reply_to`` of the tasks it sends).
         self.oid = str(extra.get("oid") or uuid.uuid4())
         self.reply_to = self.oid
         connect_timeout = float(extra.get("connect_timeout", 5.0))
         self.sync = SyncAMQP(self.params, connect_timeout=connect_timeout)
         self.transport = AMQPTransport(
-            self.broker_url, TransportOptions(connect_timeout=connect_timeout))
+            self.broker_url, TransportOptions(connect_timeout=connect_timeout, ssl=use_ssl))
         self._arguments = rpc_reply_queue_arguments(self.options.expires)
         self._results: OrderedDict[str, ResultMeta] = OrderedDict()
         self._cond = threading.Condition()
@@ -221,8 +222,9 @@ class RPCBackend(ResultBackend):
         async with self._aconsumer_lock:
             if self._aconsumer is not None and not self._aconsumer.is_closed:
                 return
+            tls = self.params.aiormq_kwargs()
             try:
-                conn = await asyncio.wait_for(aiormq.connect(self.params.aiormq_url()),
+                conn = await asyncio.wait_for(aiormq.connect(self.params.aiormq_url(), **tls),
                                               self.transport.options.connect_timeout)
             except Exception as exc:
                 raise connect_error(self.params, exc) from None
@@ -431,7 +433,7 @@ class RPCBackend(ResultBackend):
 
 
 def _same_broker(a: AMQPParams, b: AMQPParams) -> bool:
-    return (a.host, a.port, a.vhost, a.user, a.ssl) == (b.host, b.port, b.vhost, b.user, b.ssl)
+    return (a.host, a.port, a.vhost, a.user, a.tls) == (b.host, b.port, b.vhost, b.user, b.tls)
 
 
 def _aio_properties(message: aiormq.abc.DeliveredMessage) -> dict[str, Any]:

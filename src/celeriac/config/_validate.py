@@ -13,7 +13,9 @@ what was expected.
 
 from __future__ import annotations
 
+import os
 import reprlib
+import ssl
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -25,7 +27,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from celeriac.config.urls import mask_url
 from celeriac.errors import ConfigurationError
 
-__all__ = ["RULES", "Coercer", "Rule", "build_coercers", "describe_value"]
+__all__ = [
+    "BROKER_SSL_EXPECTED",
+    "RULES",
+    "Coercer",
+    "Rule",
+    "build_coercers",
+    "describe_value",
+    "ssl_options",
+]
 
 
 class _NoMatch(Exception):
@@ -350,6 +360,51 @@ def _scheduler(value: Any) -> Any:
     raise ValueError(value)
 
 
+_SSL_KEYS = ("keyfile", "certfile", "ca_certs", "cert_reqs", "server_hostname")
+_CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL,
+              "required": ssl.CERT_REQUIRED}
+BROKER_SSL_EXPECTED = (
+    "True, False or a dict with keys among keyfile, certfile, ca_certs, server_hostname and "
+    "cert_reqs (ssl.CERT_NONE, ssl.CERT_OPTIONAL or ssl.CERT_REQUIRED); the ssl_ spellings "
+    "(ssl_ca_certs, ssl_cert_reqs, ...) work too")
+
+
+def _cert_reqs(value: Any) -> ssl.VerifyMode:
+    if isinstance(value, str):
+        key = value.strip().lower().removeprefix("ssl.").removeprefix("cert_")
+        if key in _CERT_REQS:
+            return _CERT_REQS[key]
+    elif isinstance(value, int) and not isinstance(value, bool):
+        return ssl.VerifyMode(value)  # ValueError unless 0, 1 or 2
+    raise ValueError(value)
+
+
+def ssl_options(value: Any) -> bool | dict[str, Any]:
+    """``broker_use_ssl`` normalised: a bool, or a dict with the canonical key names
+    of :data:`_SSL_KEYS` (``ssl_`` prefix dropped) and ``cert_reqs`` a VerifyMode.
+    ``ValueError`` for an unknown key, a key given twice or a bad value."""
+    if isinstance(value, bool):
+        return value
+    if not isinstance(value, Mapping):
+        raise ValueError(value)
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        name = key.removeprefix("ssl_") if isinstance(key, str) else key
+        if name not in _SSL_KEYS or name in out:
+            raise ValueError(key)
+        if name == "cert_reqs":
+            item = _cert_reqs(item)
+        elif item is not None and not isinstance(item, str | os.PathLike):
+            raise ValueError(item)
+        out[name] = item
+    return out
+
+
+def _broker_use_ssl(value: Any) -> Any:
+    ssl_options(value)  # checked here; kept as given (the transports normalise it)
+    return value
+
+
 _positive = Rule("a positive number", _limit(lambda v: v > 0))
 _positive_or_none = Rule("a positive number or None", _limit(lambda v: v > 0))
 _non_negative = Rule("a number >= 0", _limit(lambda v: v >= 0))
@@ -376,6 +431,7 @@ RULES: dict[str, Rule] = {
     "broker_heartbeat": _non_negative_or_none,
     "broker_heartbeat_checkrate": _positive,
     "broker_pool_limit": _non_negative_or_none,
+    "broker_use_ssl": Rule(BROKER_SSL_EXPECTED, _broker_use_ssl),
     "broker_port": Rule("an int from 1 to 65535 or None", _limit(lambda v: 0 < v < 65536)),
     "redis_max_connections": _positive_int_or_none,
     "redis_socket_timeout": _positive_or_none,

@@ -7,7 +7,8 @@ cannot be had; the logic lives here once, the I/O in each face.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import ssl as _ssl
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -18,6 +19,13 @@ from celeriac.protocol.amqp_topology import (
     DEAD_LETTER_EXCHANGE,
     celery_exchange,
     dead_letter_queue,
+)
+from celeriac.transports._amqp_tls import (
+    TLSOptions,
+    py_amqp_ssl,
+    ssl_context,
+    tls_options,
+    verify_hint,
 )
 from celeriac.transports.base import QueueSpec
 
@@ -47,11 +55,32 @@ class AMQPParams:
     vhost: str
     ssl: bool
     heartbeat: int
+    #: How to open TLS (``None``: plain TCP); set when ``ssl`` is.
+    tls: TLSOptions | None = None
 
     @property
     def masked(self) -> str:
         """The URL with its password masked, for messages."""
         return mask_url(self.url)
+
+    @property
+    def server_hostname(self) -> str | None:
+        """The name TLS sends and checks (``None`` without TLS)."""
+        return None if self.tls is None else self.tls.server_hostname or self.host
+
+    def ssl_context(self) -> _ssl.SSLContext | None:
+        """The TLS context of the async faces (``None`` without TLS)."""
+        return None if self.tls is None else ssl_context(self.tls)
+
+    def aiormq_kwargs(self) -> dict[str, Any]:
+        """``aiormq.connect`` arguments for TLS (none without it)."""
+        if self.tls is None:
+            return {}
+        return {"context": ssl_context(self.tls), "server_hostname": self.server_hostname}
+
+    def py_amqp_ssl(self) -> bool | dict[str, Any]:
+        """py-amqp's ``ssl`` argument (``False`` without TLS)."""
+        return False if self.tls is None else py_amqp_ssl(self.tls, self.host)
 
     def aiormq_url(self) -> str:
         """The URL in the form aiormq parses (``amqp``/``amqps``, quoted vhost)."""
@@ -61,11 +90,15 @@ class AMQPParams:
         return f"{scheme}://{auth}@{self.host}:{self.port}{path}?heartbeat={self.heartbeat}"
 
 
-def parse_amqp_url(url: str, heartbeat: int = 60) -> AMQPParams:
+def parse_amqp_url(url: str, heartbeat: int = 60,
+                   use_ssl: bool | Mapping[str, Any] | None = False) -> AMQPParams:
     """Parse ``amqp://user:pw@host:port/vhost`` as Celery reads it.
 
     ``pyamqp://`` is an alias; ``amqps://`` uses TLS on 5671. An empty path
-    and ``//`` both mean the vhost ``/``; ``%2F`` is unquoted.
+    and ``//`` both mean the vhost ``/``; ``%2F`` is unquoted. ``use_ssl`` is
+    ``broker_use_ssl``: its options apply to ``amqps://``, and a true value
+    turns TLS on for ``amqp://`` too (then on 5671 unless a port is given),
+    as kombu does.
     """
     try:
         parts = urlsplit(url)
@@ -77,15 +110,17 @@ def parse_amqp_url(url: str, heartbeat: int = 60) -> AMQPParams:
         raise BadURLError(f"{mask_url(url)!r} is not an amqp://, amqps:// or pyamqp:// URL")
     path = parts.path[1:] if parts.path.startswith("/") else parts.path
     vhost = unquote(path) or "/"
+    tls = tls_options(use_ssl, url_tls=scheme == "amqps")
     return AMQPParams(
         url=url,
         host=parts.hostname or "localhost",
-        port=port or _DEFAULT_PORTS[scheme],
+        port=port or (_DEFAULT_PORTS["amqps"] if tls is not None else _DEFAULT_PORTS[scheme]),
         user=unquote(parts.username) if parts.username else "guest",
         password=unquote(parts.password) if parts.password else "guest",
         vhost=vhost,
-        ssl=scheme == "amqps",
+        ssl=tls is not None,
         heartbeat=heartbeat,
+        tls=tls,
     )
 
 
@@ -107,7 +142,7 @@ def connect_error(params: AMQPParams, exc: BaseException) -> OperationalError:
             f"RabbitMQ refused login for user {params.user!r} on {params.masked}: "
             f"check the user, password and vhost"
         )
-    reason = text.strip() or name
+    reason = verify_hint(exc) or text.strip() or name
     return BrokerUnreachable(f"cannot connect to RabbitMQ at {params.masked}: {reason}")
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -183,11 +182,12 @@ class ConsumerConnection(asyncio.Protocol):
     async def open(self, timeout: float) -> None:
         """Connect, log in, open the channel; raise on failure (the socket closed)."""
         loop = self._loop
-        context = ssl.create_default_context() if self.params.ssl else None
+        context = self.params.ssl_context()  # broker_use_ssl; None: plain TCP
         try:
             async with asyncio.timeout(timeout):
                 await loop.create_connection(lambda: self, self.params.host, self.params.port,
-                                             ssl=context)
+                                             ssl=context,
+                                             server_hostname=self.params.server_hostname)
                 start = self._call(wire.PROTOCOL_HEADER, wire.CONNECTION_START)
                 await start
                 tune = await self._call(

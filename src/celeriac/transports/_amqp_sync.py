@@ -232,9 +232,10 @@ class SyncAMQP:
     def new_connection(self) -> Any:
         """Open a fresh py-amqp connection; raise ``BrokerUnreachable`` with one line."""
         p = self.params
+        tls = p.py_amqp_ssl()  # broker_use_ssl; a bad file raises ConfigurationError here
         conn = amqp.Connection(
             host=f"{p.host}:{p.port}", userid=p.user, password=p.password,
-            virtual_host=p.vhost, ssl=p.ssl, connect_timeout=self.connect_timeout,
+            virtual_host=p.vhost, ssl=tls, connect_timeout=self.connect_timeout,
             # Confirms are tracked by _Confirms (batches wait once), not by py-amqp.
             confirm_publish=False, heartbeat=0,
         )

@@ -98,7 +98,7 @@ class AMQPTransport(Transport):
     def __init__(self, url: str, options: TransportOptions | None = None) -> None:
         super().__init__(url, options)
         heartbeat = int(self.options.extra.get("heartbeat", 60))
-        self.params = parse_amqp_url(url, heartbeat)
+        self.params = parse_amqp_url(url, heartbeat, self.options.ssl)
         extra = self.options.extra
         # Each sync publish waits for its confirm unless ``confirm_window`` > 1
         # opts into pipelining; Celery's ``confirm_publish: True`` forces the wait
@@ -134,9 +134,10 @@ class AMQPTransport(Transport):
             link = self._link
             if link is not None and link.broken is None:
                 return link
+            tls = self.params.aiormq_kwargs()  # a bad broker_use_ssl file raises here
             try:
                 conn = await asyncio.wait_for(
-                    aiormq.connect(self.params.aiormq_url()), self.options.connect_timeout)
+                    aiormq.connect(self.params.aiormq_url(), **tls), self.options.connect_timeout)
             except Exception as exc:
                 raise connect_error(self.params, exc) from None
             self._generation += 1

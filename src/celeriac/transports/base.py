@@ -96,6 +96,8 @@ class TransportOptions:
     connect_retry: bool = True
     connect_max_retries: int | None = None
     prefetch_hint: int = 8
+    #: ``broker_use_ssl``: True, a dict of ssl options, or False (TLS from the URL only).
+    ssl: bool | dict[str, Any] = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
