@@ -425,7 +425,7 @@ def translating(
 
 
 class AsyncScriptCaller:
-    """The asyncio face of :class:`~celeriac.transports._redis_sync_script.SyncScriptCaller`: one bare EVALSHA per call.
+    """One bare EVALSHA per call, on asyncio (the sync one is ``_redis_sync_script``).
 
     A worker's hot calls (the fetch script, the result write) are one script
     each; redis-py's command path around them (pool checkout and return,
