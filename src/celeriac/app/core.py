@@ -457,6 +457,7 @@ class App:
                 # Redis result stores (the transport options may override them).
                 "socket_timeout": s.redis_socket_timeout,
                 "socket_connect_timeout": s.redis_socket_connect_timeout,
+                "use_ssl": s.redis_backend_use_ssl,
                 **(s.result_backend_transport_options or {}),
             },
         )

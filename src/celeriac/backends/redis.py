@@ -166,7 +166,9 @@ class RedisBackend(ResultBackend):
         super().__init__(url, options)
         extra = self.options.extra
         self._target = target_from_options(url, extra, connect_default=DEFAULT_CONNECT_TIMEOUT,
-                                           setting_prefix="redis_")
+                                           setting_prefix="redis_",
+                                           use_ssl=extra.get("use_ssl"),
+                                           ssl_setting="redis_backend_use_ssl")
         retry = seconds_option(extra.get("retry_seconds", _DEFAULT_RETRY_SECONDS),
                                "retry_seconds")  # fmt: skip
         self._retry_seconds = math.inf if retry is None else retry

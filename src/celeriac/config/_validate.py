@@ -432,6 +432,7 @@ RULES: dict[str, Rule] = {
     "broker_heartbeat_checkrate": _positive,
     "broker_pool_limit": _non_negative_or_none,
     "broker_use_ssl": Rule(BROKER_SSL_EXPECTED, _broker_use_ssl),
+    "redis_backend_use_ssl": Rule(BROKER_SSL_EXPECTED, _broker_use_ssl),
     "broker_port": Rule("an int from 1 to 65535 or None", _limit(lambda v: 0 < v < 65536)),
     "redis_max_connections": _positive_int_or_none,
     "redis_socket_timeout": _positive_or_none,

@@ -20,7 +20,7 @@ from celeriac.protocol.amqp_topology import (
     celery_exchange,
     dead_letter_queue,
 )
-from celeriac.transports._amqp_tls import (
+from celeriac.transports._tls import (
     TLSOptions,
     py_amqp_ssl,
     ssl_context,

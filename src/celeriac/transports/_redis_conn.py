@@ -33,9 +33,10 @@ exception leaves these modules.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -50,6 +51,7 @@ from redis.retry import Retry
 
 from celeriac.config.urls import mask_url, scheme_of
 from celeriac.errors import BadURLError, BrokerUnreachable, ConfigurationError, OperationalError
+from celeriac.transports._tls import redis_ssl_kwargs, tls_options
 
 __all__ = [
     "CONNECTION_ERRORS",
@@ -189,10 +191,36 @@ def parse_redis_url(
 
 
 def target_from_options(url: str, extra: Mapping[str, Any], *,
-                        connect_default: float | None, setting_prefix: str = "") -> RedisTarget:
+                        connect_default: float | None, setting_prefix: str = "",
+                        use_ssl: bool | Mapping[str, Any] | None = None,
+                        ssl_setting: str = "broker_use_ssl") -> RedisTarget:
     """:func:`parse_redis_url` with ``master_name`` and the timeouts taken from a
     transport's or backend's options (``socket_timeout``, ``socket_connect_timeout``);
-    ``setting_prefix`` names the setting in error messages (``redis_`` for the backend)."""
+    ``setting_prefix`` names the setting in error messages (``redis_`` for the backend).
+
+    ``use_ssl`` is ``broker_use_ssl`` (or ``redis_backend_use_ssl``, named by
+    ``ssl_setting``): a true value turns TLS on for a ``redis://`` URL too, as
+    kombu and Celery do, and its options fill in what a ``rediss://`` URL's
+    query does not say (the URL's own ``ssl_*`` parameters win).
+    """
+    target = _parse_with_options(url, extra, connect_default, setting_prefix)
+    tls = tls_options(use_ssl, setting=ssl_setting)
+    if tls is None:
+        return target
+    if target.unix_path is not None or target.sentinels:
+        kind = "a Unix socket" if target.unix_path is not None else "Sentinel"
+        raise ConfigurationError(
+            f"setting {ssl_setting!r}: TLS to Redis over {kind} is not supported "
+            f"({mask_url(url)}): use a rediss://host:port URL, or unset {ssl_setting}")
+    merged = {**redis_ssl_kwargs(tls, setting=ssl_setting), **target.ssl_options}
+    reqs = merged["ssl_cert_reqs"]
+    if reqs == ssl.CERT_NONE or str(reqs).lower() == "none":
+        merged["ssl_check_hostname"] = False  # the URL said none: no name to check
+    return replace(target, ssl=True, ssl_options=merged)
+
+
+def _parse_with_options(url: str, extra: Mapping[str, Any], connect_default: float | None,
+                        setting_prefix: str) -> RedisTarget:
     return parse_redis_url(
         url,
         master_name=extra.get("master_name"),

@@ -125,7 +125,8 @@ class RedisTransport(RedisConsuming, Transport):
         super().__init__(url, options)
         extra = self.options.extra
         self._target = target_from_options(
-            url, extra, connect_default=self.options.connect_timeout or None)
+            url, extra, connect_default=self.options.connect_timeout or None,
+            use_ssl=self.options.ssl)
         self._policy = RetryPolicy.from_options(extra)
         # Celery workers never read the delayed zset: where they consume, ETA
         # messages must sit on their queue (eta header) as Celery sends them.

@@ -15,7 +15,7 @@ import pytest
 from celeriac import Celery
 from celeriac.errors import BrokerUnreachable, ConfigurationError
 from celeriac.transports._amqp_common import connect_error, parse_amqp_url
-from celeriac.transports._amqp_tls import TLSOptions, ssl_context
+from celeriac.transports._tls import TLSOptions, ssl_context
 
 
 def _setting(value: Any) -> Any:

@@ -1,4 +1,8 @@
-"""TLS to RabbitMQ: ``amqps://`` URLs and the ``broker_use_ssl`` setting.
+"""TLS to the broker and result store: ``amqps://`` / ``rediss://`` URLs and the
+``broker_use_ssl`` / ``redis_backend_use_ssl`` settings.
+
+For Redis, :func:`redis_ssl_kwargs` turns the same :class:`TLSOptions` into
+redis-py's ``ssl_*`` connection arguments. For RabbitMQ:
 
 ``broker_use_ssl`` (normalised by the config: canonical key names, ``cert_reqs``
 an :class:`ssl.VerifyMode`) becomes a :class:`TLSOptions`. Every connection to
@@ -27,7 +31,14 @@ from typing import Any
 from celeriac.config._validate import BROKER_SSL_EXPECTED, describe_value, ssl_options
 from celeriac.errors import ConfigurationError
 
-__all__ = ["TLSOptions", "py_amqp_ssl", "ssl_context", "tls_options", "verify_hint"]
+__all__ = [
+    "TLSOptions",
+    "py_amqp_ssl",
+    "redis_ssl_kwargs",
+    "ssl_context",
+    "tls_options",
+    "verify_hint",
+]
 
 _SETTING = "broker_use_ssl"
 
@@ -43,8 +54,8 @@ class TLSOptions:
     server_hostname: str | None = None
 
 
-def tls_options(value: bool | Mapping[str, Any] | None, *, url_tls: bool = False
-                ) -> TLSOptions | None:
+def tls_options(value: bool | Mapping[str, Any] | None, *, url_tls: bool = False,
+                setting: str = _SETTING) -> TLSOptions | None:
     """The TLS to use, or ``None`` for plain TCP.
 
     ``value`` is ``broker_use_ssl``: ``True`` (defaults), a dict of options, or
@@ -54,8 +65,8 @@ def tls_options(value: bool | Mapping[str, Any] | None, *, url_tls: bool = False
     try:
         normal = ssl_options(value if value is not None else False)
     except ValueError:
-        raise ConfigurationError(f"setting {_SETTING!r} must be {BROKER_SSL_EXPECTED}, "
-                                 f"got {describe_value(_SETTING, value)}") from None
+        raise ConfigurationError(f"setting {setting!r} must be {BROKER_SSL_EXPECTED}, "
+                                 f"got {describe_value(setting, value)}") from None
     if not normal:
         return TLSOptions() if url_tls else None
     if normal is True:
@@ -64,10 +75,10 @@ def tls_options(value: bool | Mapping[str, Any] | None, *, url_tls: bool = False
                          for k, v in normal.items() if v is not None})
 
 
-def _check_file(what: str, path: str | None) -> None:
+def _check_file(what: str, path: str | None, setting: str = _SETTING) -> None:
     if path is not None and not os.path.isfile(path):
         raise ConfigurationError(
-            f"setting {_SETTING!r}: the {what} file {path!r} does not exist: give the path "
+            f"setting {setting!r}: the {what} file {path!r} does not exist: give the path "
             f"of a PEM file this process can read (or leave {what} out)")
 
 
@@ -113,6 +124,27 @@ def py_amqp_ssl(tls: TLSOptions, host: str) -> dict[str, Any]:
         # py-amqp checks the name when it is given (and only then).
         options["server_hostname"] = tls.server_hostname or host
     return options
+
+
+def redis_ssl_kwargs(tls: TLSOptions, *, setting: str = _SETTING) -> dict[str, Any]:
+    """redis-py's ``ssl_*`` connection arguments for ``tls`` (its files checked first,
+    so a missing one is the same one-line error as on RabbitMQ).
+
+    redis-py has no ``server_hostname``: it checks the URL's host when
+    verification is on, so a different name is a configuration error here.
+    """
+    if tls.server_hostname is not None:
+        raise ConfigurationError(
+            f"setting {setting!r}: server_hostname is not supported for Redis (the "
+            f"certificate must name the host of the URL): remove it")
+    for what in ("ca_certs", "certfile", "keyfile"):
+        _check_file(what, getattr(tls, what), setting)
+    kwargs: dict[str, Any] = {"ssl_cert_reqs": tls.cert_reqs,
+                              "ssl_check_hostname": tls.cert_reqs != ssl.CERT_NONE}
+    for what in ("ca_certs", "certfile", "keyfile"):
+        if getattr(tls, what) is not None:
+            kwargs[f"ssl_{what}"] = getattr(tls, what)
+    return kwargs
 
 
 def verify_hint(exc: BaseException) -> str | None:
