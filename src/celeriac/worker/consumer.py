@@ -74,6 +74,9 @@ class Consumer:
         self._slot = asyncio.Event()
         self._pending_acks: list[Delivery] = []
         self._ack_scheduled = False
+        # True while the fetch loop dispatches a batch without awaiting: acks
+        # queued then go out when the batch is done (see _dispatch).
+        self._dispatching = False
         self._stopping = False
         self._loop = asyncio.get_running_loop()  # made inside the worker's loop
         self.processed = 0
@@ -110,12 +113,31 @@ class Consumer:
                 for d in deliveries:
                     await self._safe_reject(d, requeue=True, reason="worker shutting down")
                 break
+            await self._dispatch(deliveries)
+
+    async def _dispatch(self, deliveries: Sequence[Delivery]) -> None:
+        """Vet and start a fetched batch.
+
+        The acks that runs finished inside it queue (a solo batch runs inline)
+        are sent right after it, before the next fetch (which carries them on
+        Redis): no flush task per batch. An await inside the batch (a message
+        that needs :meth:`accept_delivery`) lets other acks schedule their own
+        flush, as outside a batch.
+        """
+        self._dispatching = True
+        try:
             for delivery in deliveries:
                 request = self._ready(delivery)
                 if request is not None:
                     self._start(request)
-                else:
-                    await self.accept_delivery(delivery)
+                    continue
+                self._dispatching = False
+                await self.accept_delivery(delivery)
+                self._dispatching = True
+        finally:
+            self._dispatching = False
+        if self._pending_acks and not self._ack_scheduled:
+            await self._send_acks()
 
     def stop(self) -> None:
         """Stop fetching (warm shutdown starts here)."""
@@ -129,6 +151,8 @@ class Consumer:
                 self._callbacks_done.clear()
                 await self._callbacks_done.wait()
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            # An _execute task cancelled before its first step never ran its finally.
+            self._tasks.difference_update([t for t in self._tasks if t.done()])
         await self.completion.writes_done()
         await self.flush_acks(now=True)
 
@@ -244,7 +268,10 @@ class Consumer:
             else:
                 self._submit(request)
             return
-        self._spawn(self._execute(request))
+        # No done callback (a loop turn per task): _execute leaves the set itself.
+        runner = self._loop.create_task(self._execute(request))
+        request.runner = runner
+        self._tasks.add(runner)
 
     def _acks_late(self, request: Request) -> bool:
         value = getattr(request.task, "acks_late", None)
@@ -431,6 +458,7 @@ class Consumer:
             _log_internal_error(request)
             await self._give_back(request)
         finally:
+            self._tasks.discard(request.runner)  # type: ignore[arg-type]
             self._done(request)
 
     def _settled(self, request: Request, out: Outcome, acks_late: bool) -> bool:
@@ -513,7 +541,7 @@ class Consumer:
         """Ack ``delivery`` (its task is done) with the others of this loop turn;
         they may ride with the transport's next fetch (``ack_soon``)."""
         self._pending_acks.append(delivery)
-        if not self._ack_scheduled:
+        if not self._ack_scheduled and not self._dispatching:
             # The flush task starts two loop turns from now and takes every ack
             # queued by then: under load (a drain) that coalesces the acks of
             # several pipe reads into one write. The acks of stored results do

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +25,8 @@ class Request:
     task: Any
     received: float = field(default_factory=time.monotonic)
     started: float | None = None
+    #: The asyncio task running it, when it has one of its own (``Consumer._execute``).
+    runner: asyncio.Task[None] | None = None
 
     @property
     def id(self) -> str:
