@@ -217,9 +217,10 @@ class RedisConsuming:
                 stray.append(seq)
                 continue
             queue = self._queue_of.get(list_name, list_name)
-            delivery = await self._delivery(seq, list_name, queue, element, False)
-            if delivery is not None:
-                deliveries.append(delivery)
+            try:
+                deliveries.append(self._delivery(seq, list_name, queue, element, False))
+            except DecodeError as exc:
+                await self._set_aside_undecodable(RedisTag(seq, list_name, element), queue, exc)
         if stray:
             await self._retrying("giving back pushed messages", lambda: self._requeue(
                 stray, mark=False))  # fmt: skip
@@ -324,27 +325,23 @@ class RedisConsuming:
         self._pushed.fetched(first, taken, registered=self._short and register != "0",
                              previous_room=raw[1])  # fmt: skip
         deliveries: list[Delivery] = []
+        delivery = self._delivery
         for i in range(2, len(raw), 4):
             seq, index, element = raw[i].decode(), int(raw[i + 1]) - 1, raw[i + 3]
-            redelivered = raw[i + 2] == b"1"
             list_name, queue = order[index]
-            delivery = await self._delivery(seq, list_name, queue, element, redelivered)
-            if delivery is not None:
-                deliveries.append(delivery)
+            try:
+                deliveries.append(delivery(seq, list_name, queue, element, raw[i + 2] == b"1"))
+            except DecodeError as exc:
+                await self._set_aside_undecodable(RedisTag(seq, list_name, element), queue, exc)
         return deliveries, next_due
 
-    async def _delivery(self, seq: str, list_name: str, queue: str, element: bytes,
-                        redelivered: bool) -> Delivery | None:
-        """The delivery of a fetched or pushed element now running here, or ``None``
-        when it does not decode (then set aside as dead)."""
-        tag = RedisTag(seq, list_name, element)
-        try:
-            envelope = decode_element(element)
-        except DecodeError as exc:
-            await self._set_aside_undecodable(tag, queue, exc)
-            return None
+    def _delivery(self, seq: str, list_name: str, queue: str, element: bytes,
+                  redelivered: bool) -> Delivery:
+        """The delivery of a fetched or pushed element now running here;
+        ``DecodeError`` when it does not decode (the caller sets it aside as dead)."""
+        envelope = decode_element(element)
         self._running.add(seq)
-        return Delivery(envelope, queue, tag, redelivered)
+        return Delivery(envelope, queue, RedisTag(seq, list_name, element), redelivered)
 
     async def _set_aside_undecodable(self, tag: RedisTag, queue: str, exc: DecodeError) -> None:
         dead = keys.dead_letter_key(queue)
@@ -406,8 +403,8 @@ class RedisConsuming:
         """Forget finished deliveries with the next fetch, or with one HDEL of their
         own if no fetch runs within a few milliseconds (an idle worker)."""
         seqs = [tag_of(d).seq for d in deliveries]
-        self._pending_acks.extend(seqs)
-        self._finished(seqs)
+        self._pending_acks += seqs
+        self._running.difference_update(seqs)
         if self._linger is None:
             self._linger = asyncio.get_running_loop().call_later(_ACK_LINGER, self._lingered)
 

@@ -458,7 +458,7 @@ class Consumer:
             _log_internal_error(request)
             await self._give_back(request)
         finally:
-            self._tasks.discard(request.runner)  # type: ignore[arg-type]
+            self._tasks.discard(request.runner)
             self._done(request)
 
     def _settled(self, request: Request, out: Outcome, acks_late: bool) -> bool:
