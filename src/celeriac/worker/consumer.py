@@ -79,6 +79,10 @@ class Consumer:
         self._dispatching = False
         self._stopping = False
         self._loop = asyncio.get_running_loop()  # made inside the worker's loop
+        # Looked up once per message: bound here.
+        self._tasks_get = self.app.tasks.get
+        self._state = worker.state
+        self._events = worker.events
         self.processed = 0
         # Acks of results written together go out right after their write, from the
         # writer's task (see _stored): no loop turn or task of their own.
@@ -172,19 +176,18 @@ class Consumer:
             message = parse_task_envelope(delivery.envelope, self.accept)
         except (DecodeError, ContentDisallowed):
             return None
-        task = self.app.tasks.get(message.task)
+        task = self._tasks_get(message.task)
         if task is None:
             return None
         request = Request(message, delivery, task)
-        state = self.worker.state
-        if (state.revoked and state.is_revoked(request.id)) or (
-                message.expires is not None and request.expired()):
-            return None
-        if message.eta is not None and message.eta.timestamp() > time.time() + 0.005:
+        eta = message.eta
+        if (self._state.revoked or message.expires is not None or eta is not None) and (
+                self._state.is_revoked(request.id) or request.expired()
+                or (eta is not None and eta.timestamp() > time.time() + 0.005)):
             return None
         if logger.isEnabledFor(logging.INFO):
             logger.info("Received task: %s[%s]", request.display_name, request.id)
-        self.worker.events.task_received(request)
+        self._events.task_received(request)
         return request
 
     async def accept_delivery(self, delivery: Delivery) -> None:
@@ -259,14 +262,14 @@ class Consumer:
 
     # -- running ------------------------------------------------------------------------
     def _start(self, request: Request) -> None:
-        self.inflight[request.id] = request
+        self.inflight[request.message.id] = request
         pool = self.pool
-        inline = pool.inline(request.task)
-        if (inline or pool.submits) and self._runs_now(request):
-            if inline:
+        if pool.inline(request.task):
+            if self._runs_now(request):
                 self._run_inline(request)
-            else:
-                self._submit(request)
+                return
+        elif pool.submits and self._runs_now(request):
+            self._submit(request)
             return
         # No done callback (a loop turn per task): _execute leaves the set itself.
         runner = self._loop.create_task(self._execute(request))
@@ -292,32 +295,32 @@ class Consumer:
             return False
         if not self._acks_late(request):
             return False  # its ack must reach the broker before it runs
-        if worker.state.revoked and worker.state.is_revoked(request.id):
+        if self._state.revoked and self._state.is_revoked(request.id):
             return False
         if request.message.expires is not None and request.expired():
             return False
-        return worker.rate_limits.try_acquire(request.name, getattr(task, "rate_limit", None))
+        return worker.rate_limits.try_acquire(request.message.task,
+                                              getattr(task, "rate_limit", None))
 
     def _run_inline(self, request: Request) -> None:
         """Run ``request`` now (see :meth:`_runs_now`); the result write and the
         ack follow in a task only when the outcome needs I/O beyond the ack."""
         worker = self.worker
-        acks_late = self._acks_late(request)
         try:
-            worker.events.task_started(request)
+            self._events.task_started(request)
             request.started = time.monotonic()
             job = request.to_job(worker.hostname, worker.time_limit, worker.soft_time_limit)
             out = self.pool.run_inline(request.task, job)
-            if self._settled(request, out, acks_late):
+            if self._settled(request, out, True):  # _runs_now: acks_late
                 self._done(request)
                 return
-            if acks_late and self._store_soon(request, out):
+            if self._store_soon(request, out):
                 return
         except Exception:
             _log_internal_error(request)
-            self._spawn(self._after_inline(request, None, acks_late))
+            self._spawn(self._after_inline(request, None, True))
             return
-        self._spawn(self._after_inline(request, out, acks_late))
+        self._spawn(self._after_inline(request, out, True))
 
     async def _after_inline(self, request: Request, out: Outcome | None, acks_late: bool) -> None:
         """The I/O after an inline run (``out`` is ``None`` when the run itself broke)."""
@@ -427,7 +430,7 @@ class Consumer:
         runner.add_done_callback(self._tasks.discard)
 
     def _done(self, request: Request) -> None:
-        self.inflight.pop(request.id, None)
+        self.inflight.pop(request.message.id, None)
         self._slot.set()
 
     async def _execute(self, request: Request) -> None:
@@ -478,10 +481,9 @@ class Consumer:
 
     def _count(self, request: Request, out: Outcome) -> None:
         """A finished task's event and counters."""
-        worker = self.worker
-        worker.events.task_outcome(request, out)
+        self._events.task_outcome(request, out)
         self.processed += 1
-        worker.state.processed(request.name)
+        self._state.processed(request.message.task)
 
     async def _after_run(self, request: Request, out: Outcome, acks_late: bool) -> None:
         """Everything after the pool returned: store, follow-ups, events, ack or reject."""
