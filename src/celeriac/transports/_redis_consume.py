@@ -94,6 +94,9 @@ class RedisConsuming:
             self.options.extra.get("idle_registration_seconds", _REGISTRATION_SECONDS))
         self._queue_of: dict[str, str] = {}
         self._polled: set[str] = set()
+        # (queues, poll order, list names, channels to watch) of the last fetch
+        self._fetch_plan: tuple[
+            tuple[str, ...], list[tuple[str, str]], list[str], list[str]] | None = None
         self._reconciled_generation = 0
         #: FETCH scripts run (a counter for tests and stats).
         self.fetch_round_trips = 0
@@ -135,9 +138,21 @@ class RedisConsuming:
                         time.monotonic() - self._down_since)  # fmt: skip
             self._down_since = None
 
+    def _polling_plan(self, queues: Sequence[str]) -> tuple[
+            list[tuple[str, str]], list[str], list[str]]:
+        """(poll order, list names, channels to watch) for ``queues``; the consumer
+        asks for the same queues at every fetch, so the last plan is kept."""
+        key = tuple(queues)
+        plan = self._fetch_plan
+        if plan is None or plan[0] != key:
+            order = self._poll_order(queues)
+            lists = [name for name, _ in order]
+            watch = [*(self._wake_prefix + name for name in lists), self._push_channel]
+            plan = self._fetch_plan = (key, order, lists, watch)
+        return plan[1], plan[2], plan[3]
+
     async def _fetch(self, queues: Sequence[str], limit: int, timeout: float) -> list[Delivery]:
-        order = self._poll_order(queues)
-        lists = [name for name, _ in order]
+        order, lists, channels = self._polling_plan(queues)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0.0, timeout)
         if self._wake is None:
@@ -145,10 +160,10 @@ class RedisConsuming:
                                       self._pushed.take_announcement)  # fmt: skip
         if any(name not in self._queue_of for name in lists):
             self._queue_of.update(order)
-        if self._polled != set(lists):
+        if len(self._polled) != len(lists) or not self._polled.issuperset(lists):
             await self._stop_polling(self._polled - set(lists))
             self._polled = set(lists)
-        await self._wake.watch([*(self._wake_prefix + name for name in lists), self._push_channel])
+        await self._wake.watch(channels)
         idle = _IDLE_POLL_MIN
         failures = 0
         woken = True
@@ -170,7 +185,9 @@ class RedisConsuming:
                     await self._reconcile(with_current=True)
                 if self._pushed.buffer:  # pushed to us while idle: no FETCH needed
                     return await self._take_pushed(limit)
-                await self._recover_unknown_fetches()
+                if (self._pending_requeues or self._pending_dead or self._lost_fetches
+                        or self._unknown_fetches):
+                    await self._recover_unknown_fetches()
                 deliveries, next_due = await self._fetch_once(order, lists, limit)
                 failures = 0
             except (redis.exceptions.RedisError, OSError) as exc:
