@@ -15,7 +15,6 @@ from collections.abc import Coroutine, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from celeriac import signals
 from celeriac.app.trace import Outcome
 from celeriac.errors import (
     ContentDisallowed,
@@ -30,6 +29,14 @@ from celeriac.protocol.exceptions import exception_to_wire
 from celeriac.protocol.message import parse_task_envelope
 from celeriac.protocol.results import ResultMeta, now_iso
 from celeriac.transports.base import Delivery
+from celeriac.worker._acks import AckSender
+from celeriac.worker._outcomes import (
+    ack_on_failure,
+    exc_type,
+    is_worker_lost,
+    reject_on_worker_lost,
+    send_revoked,
+)
 from celeriac.worker.pools.base import failed_outcome
 from celeriac.worker.request import Request
 
@@ -47,7 +54,7 @@ def _log_internal_error(request: Request) -> None:
                      request.name, request.id)
 
 
-class Consumer:
+class Consumer(AckSender):
     """Owns the fetch loop and the set of in-flight requests of one worker.
 
     Made by :meth:`Worker.run`, inside the worker's event loop.
@@ -243,7 +250,7 @@ class Consumer:
         await self.completion.store(request, states.REVOKED,
                                     exception_to_wire(TaskRevokedError(reason)), None, None)
         self.worker.events.task_revoked(request, expired=expired)
-        _send_revoked(request, terminated=False, signum=None, expired=expired)
+        send_revoked(request, terminated=False, signum=None, expired=expired)
         self._queue_ack(request.delivery)
 
     async def _hold(self, request: Request, eta: float) -> None:
@@ -489,18 +496,18 @@ class Consumer:
         """Everything after the pool returned: store, follow-ups, events, ack or reject."""
         worker = self.worker
         if out.status != states.REVOKED and worker.state.is_revoked(request.id) and \
-                _exc_type(out) == "TaskRevokedError":
+                exc_type(out) == "TaskRevokedError":
             out.status = states.REVOKED  # stopped by revoke(terminate=True)
         if out.status == states.REVOKED:
-            _send_revoked(request, terminated=True, signum=None, expired=False)
+            send_revoked(request, terminated=True, signum=None, expired=False)
         worker.log_outcome(request, out)
         if out.requeue and out.status != states.REJECTED:
             # Cold shutdown or a lost child with reject_on_worker_lost: run it again.
             if acks_late:
                 await self._safe_reject(request.delivery, requeue=True, reason="requeued")
             return
-        if out.status == states.FAILURE and _is_worker_lost(out) and acks_late and \
-                _reject_on_worker_lost(self.app, request):
+        if out.status == states.FAILURE and is_worker_lost(out) and acks_late and \
+                reject_on_worker_lost(self.app, request):
             await self._safe_reject(request.delivery, requeue=True, reason="worker lost")
             return
         try:
@@ -528,76 +535,15 @@ class Consumer:
                                         reason=out.reason)
             return
         if acks_late:
-            if out.status == states.FAILURE and not _ack_on_failure(self.app, request) \
-                    and not _is_worker_lost(out):
+            if out.status == states.FAILURE and not ack_on_failure(self.app, request) \
+                    and not is_worker_lost(out):
                 # As Celery: rejected without requeue (re-running a failing task
                 # forever helps nobody); it is set aside in the dead-letter store.
                 await self._safe_reject(request.delivery, requeue=False, reason=(
-                    f"task failed ({_exc_type(out)}) and task_acks_on_failure_or_timeout "
+                    f"task failed ({exc_type(out)}) and task_acks_on_failure_or_timeout "
                     "is off"))
             else:
                 self._queue_ack(request.delivery)
-
-    # -- acks ------------------------------------------------------------------------------
-    def _queue_ack(self, delivery: Delivery) -> None:
-        """Ack ``delivery`` (its task is done) with the others of this loop turn;
-        they may ride with the transport's next fetch (``ack_soon``)."""
-        self._pending_acks.append(delivery)
-        if not self._ack_scheduled and not self._dispatching:
-            # The flush task starts two loop turns from now and takes every ack
-            # queued by then: under load (a drain) that coalesces the acks of
-            # several pipe reads into one write. The acks of stored results do
-            # not wait for it (see _stored).
-            self._ack_scheduled = True
-            self._loop.call_soon(self._spawn_flush)
-
-    def _spawn_flush(self) -> None:
-        self._spawn(self.flush_acks())
-
-    async def flush_acks(self, *, now: bool = False) -> None:
-        """Send every pending ack in one call: with the transport's next fetch when
-        it can carry them (within milliseconds), or at once when ``now``."""
-        self._ack_scheduled = False
-        await self._send_acks(now=now)
-
-    async def _send_acks(self, *, now: bool = False) -> None:
-        """:meth:`flush_acks` without clearing the flag of a scheduled flush (which
-        then finds nothing to send): the hook run after each batch of result writes."""
-        if not self._pending_acks:
-            return
-        batch, self._pending_acks = self._pending_acks, []
-        for attempt in range(5):
-            try:
-                await (self.transport.ack(batch) if now else self.transport.ack_soon(batch))
-                return
-            except OperationalError as exc:
-                logger.warning("ack of %d messages failed (%s); retrying", len(batch), exc)
-                await asyncio.sleep(0.2 * (attempt + 1))
-        logger.error("could not ack %d messages; they will be redelivered", len(batch))
-
-    async def _ack_on_receipt(self, request: Request) -> bool:
-        """acks_late off: the ack reaches the broker before the task runs, so a
-        worker that dies mid-task does not run it again (at most once). ``False``
-        when the broker could not be told: the task is not run here (the message
-        comes back to a worker when its lease ends)."""
-        for attempt in range(5):
-            try:
-                await self.transport.ack([request.delivery])
-                return True
-            except OperationalError as exc:
-                logger.warning("ack of %s[%s] failed (%s); retrying",
-                               request.name, request.id, exc)
-                await asyncio.sleep(0.2 * (attempt + 1))
-        logger.error("could not ack %s[%s] before running it (acks_late off); not run "
-                     "here, it will be redelivered", request.name, request.id)
-        return False
-
-    async def _safe_reject(self, delivery: Delivery, *, requeue: bool, reason: str) -> None:
-        try:
-            await self.transport.reject(delivery, requeue=requeue, reason=reason)
-        except OperationalError as exc:
-            logger.error("could not reject a message (%s); its lease will expire and it "
-                         "will be redelivered", exc)
 
     def active(self) -> Sequence[Request]:
         """Requests running now."""
@@ -606,29 +552,3 @@ class Consumer:
     def scheduled(self) -> Sequence[Request]:
         """ETA requests held in memory."""
         return [r for r, _ in self.held.values()]
-
-
-def _exc_type(out: Outcome) -> str | None:
-    value = out.exc_wire.get("exc_type") if out.exc_wire else None
-    return value if isinstance(value, str) else None
-
-
-def _is_worker_lost(out: Outcome) -> bool:
-    return _exc_type(out) == "WorkerLostError"
-
-
-def _send_revoked(request: Request, *, terminated: bool, signum: int | None,
-                  expired: bool) -> None:
-    if signals.task_revoked.receivers:
-        signals.task_revoked.send(sender=request.task, request=request, terminated=terminated,
-                                  signum=signum, expired=expired)
-
-
-def _reject_on_worker_lost(app: Any, request: Request) -> bool:
-    value = getattr(request.task, "reject_on_worker_lost", None)
-    return bool(app.conf.settings.task_reject_on_worker_lost if value is None else value)
-
-
-def _ack_on_failure(app: Any, request: Request) -> bool:
-    value = getattr(request.task, "acks_on_failure_or_timeout", None)
-    return bool(app.conf.settings.task_acks_on_failure_or_timeout if value is None else value)
