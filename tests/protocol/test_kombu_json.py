@@ -132,3 +132,18 @@ def test_unacked_with_string_element() -> None:
 
     env, exchange, key = decode_unacked(json.dumps([element, "ex", "rk"]))
     assert (env.body, exchange, key) == (b"x", "ex", "rk")
+
+
+def test_both_ways_of_building_the_envelope_agree(
+    raw_element: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Decoding builds the Envelope through its slots' setters; should its
+    # fields ever change, it falls back to the dataclass. Same value either way.
+    from celeriac.protocol import kombu_json
+
+    _, raw = raw_element
+    fast = decode_element(raw)
+    assert type(fast) is Envelope
+    monkeypatch.setattr(kombu_json, "_FAST_ENVELOPE", False)
+    assert decode_element(raw) == fast
+    assert repr(decode_element(raw)) == repr(fast)

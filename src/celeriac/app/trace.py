@@ -130,7 +130,7 @@ def _classify(task: Task[Any, Any], ctx: Context, exc: BaseException, started: f
 
 
 def _success(task: Task[Any, Any], ctx: Context, value: Any, started: float) -> Outcome:
-    out = Outcome(states.SUCCESS, value=value, runtime=time.perf_counter() - started)
+    out = Outcome(states.SUCCESS, value, None, None, None, time.perf_counter() - started)
     task.on_success(value, ctx.id or "", ctx.args, ctx.kwargs)
     if signals.task_success.connected:
         signals.task_success.send(sender=task, result=value)

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping, Sequence
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
@@ -66,6 +67,69 @@ _MODELLED = frozenset(
 
 #: Shared, read-only: the "no properties beyond the modelled ones" value.
 _NO_PROPERTIES: Mapping[str, Any] = MappingProxyType({})
+
+
+# A decoded Envelope is built through its slots' setters (~0.7 us less per message
+# than the frozen dataclass's __init__, which goes through object.__setattr__ for
+# each field). Checked against the dataclass here: should Envelope's fields
+# change, decoding falls back to calling Envelope() with every field named.
+_ENVELOPE_FIELDS = (
+    "body", "content_type", "content_encoding", "headers", "correlation_id", "reply_to",
+    "priority", "delivery_mode", "expiration", "exchange", "routing_key", "delivery_tag",
+    "extra_properties",
+)
+_FAST_ENVELOPE = tuple(f.name for f in dataclasses.fields(Envelope)) == _ENVELOPE_FIELDS
+
+
+def _slot_setter(name: str) -> Callable[[Envelope, Any], None]:
+    """The setter of the slot ``name`` (a stand-in, never called, when the fields differ)."""
+    if not _FAST_ENVELOPE:
+        return _never
+    setter: Callable[[Envelope, Any], None] = getattr(Envelope, name).__set__
+    return setter
+
+
+def _never(env: Envelope, value: Any) -> None:
+    raise AssertionError("Envelope's fields changed: _make_envelope builds it by name")
+
+
+(
+    _set_body, _set_content_type, _set_content_encoding, _set_headers, _set_correlation_id,
+    _set_reply_to, _set_priority, _set_delivery_mode, _set_expiration, _set_exchange,
+    _set_routing_key, _set_delivery_tag, _set_extra_properties,
+) = (_slot_setter(name) for name in _ENVELOPE_FIELDS)
+
+
+def _make_envelope(
+    body: bytes, content_type: str, content_encoding: str, headers: Mapping[str, Any],
+    correlation_id: str | None, reply_to: str | None, priority: int, delivery_mode: int,
+    expiration: str | None, exchange: str, routing_key: str, delivery_tag: str,
+    extra_properties: Mapping[str, Any],
+) -> Envelope:
+    """``Envelope(...)`` with every field given, as fast as the class allows."""
+    if not _FAST_ENVELOPE:
+        return Envelope(
+            body=body, content_type=content_type, content_encoding=content_encoding,
+            headers=headers, correlation_id=correlation_id, reply_to=reply_to,
+            priority=priority, delivery_mode=delivery_mode, expiration=expiration,
+            exchange=exchange, routing_key=routing_key, delivery_tag=delivery_tag,
+            extra_properties=extra_properties,
+        )
+    env = object.__new__(Envelope)
+    _set_body(env, body)
+    _set_content_type(env, content_type)
+    _set_content_encoding(env, content_encoding)
+    _set_headers(env, headers)
+    _set_correlation_id(env, correlation_id)
+    _set_reply_to(env, reply_to)
+    _set_priority(env, priority)
+    _set_delivery_mode(env, delivery_mode)
+    _set_expiration(env, expiration)
+    _set_exchange(env, exchange)
+    _set_routing_key(env, routing_key)
+    _set_delivery_tag(env, delivery_tag)
+    _set_extra_properties(env, extra_properties)
+    return env
 
 
 def _element_dict(env: Envelope) -> dict[str, Any]:
@@ -244,7 +308,7 @@ def _envelope_from(obj: Any, what: str) -> Envelope:
     priority = get("priority", 0)
     delivery_mode = get("delivery_mode", 2)
     expiration = get("expiration")
-    return Envelope(
+    return _make_envelope(
         body_bytes,
         _text(obj.get("content-type")),
         _text(obj.get("content-encoding")),

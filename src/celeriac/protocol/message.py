@@ -502,82 +502,90 @@ _NULL_LIMITS = [None, None]
 
 def _parse_v2(env: Envelope, headers: Mapping[str, Any], payload: Any) -> TaskMessage:
     # Runs once per received task and is a visible share of the worker's own
-    # CPU: the common, valid values are accepted with one type test each, and
-    # only an unusual value goes through the helper that validates (and names)
-    # it.
-    if not isinstance(payload, (list, tuple)) or len(payload) not in (2, 3):
+    # CPU: each header is read once, the common valid values are accepted with
+    # one type test each, and only an unusual value goes through the helper
+    # that validates (and names) it.
+    size = len(payload) if isinstance(payload, (list, tuple)) else 0
+    if size == 3:
+        args, kwargs, embed = payload
+    elif size == 2:
+        (args, kwargs), embed = payload, None
+    else:
         raise DecodeError("protocol 2 body is not a [args, kwargs, embed] list")
-    args, kwargs = _args_kwargs(payload[0], payload[1])
-    embed = payload[2] if len(payload) == 3 else None
+    if type(args) is list:
+        args = tuple(args)
+    elif type(args) is not tuple:
+        args, kwargs = _args_kwargs(args, kwargs)
+    if type(kwargs) is not dict:
+        args, kwargs = _args_kwargs(args, kwargs)
     if embed is None:
-        embed = {}
-    if type(embed) is not dict:
+        callbacks = errbacks = chain = chord = None
+    elif type(embed) is dict:
+        get_embedded = embed.get
+        callbacks, errbacks = get_embedded("callbacks"), get_embedded("errbacks")
+        chain, chord = get_embedded("chain"), get_embedded("chord")
+    else:
         raise DecodeError("protocol 2 body embed is not an object")
     get = headers.get
-    for name in _V2_STR_HEADERS:
-        value = get(name)
+    group, root_id, parent_id = get("group"), get("root_id"), get("parent_id")
+    shadow, origin = get("shadow"), get("origin")
+    argsrepr, kwargsrepr = get("argsrepr"), get("kwargsrepr")
+    for value in (group, root_id, parent_id, shadow, origin, argsrepr, kwargsrepr):
         if value is not None and type(value) is not str:
-            _opt_str(headers, name)  # raises, naming the header
+            for name in _V2_STR_HEADERS:
+                _opt_str(headers, name)  # raises, naming the first bad header
     task, task_id = get("task"), get("id")
     if type(task) is not str or not task:
         _required_str(headers, "task", "message headers")
     if type(task_id) is not str or not task_id:
         _required_str(headers, "id", "message headers")
-    callbacks, errbacks = embed.get("callbacks"), embed.get("errbacks")
-    chain, chord = embed.get("chain"), embed.get("chord")
     eta, expires = get("eta"), get("expires")
     retries, nesting = get("retries", 0), get("replaced_task_nesting", 0)
     group_index, limits = get("group_index"), get("timelimit")
-    stamped = get("stamped_headers")
-    stamps = get("stamps")
-    return _complete_message(
-        {
-            "task": task,
-            "id": task_id,
-            "args": args,
-            "kwargs": kwargs,
-            "callbacks": None if callbacks is None else _sig_list(callbacks, "callbacks"),
-            "errbacks": None if errbacks is None else _sig_list(errbacks, "errbacks"),
-            "chain": None if chain is None else _sig_list(chain, "chain"),
-            "chord": None if chord is None else _sig(chord, "chord"),
-            "eta": None if eta is None else _parse_dt(eta, "eta"),
-            "expires": None if expires is None else _parse_dt(expires, "expires"),
-            "retries": retries if type(retries) is int else _int(headers, "retries", 0),
-            "group": get("group"),
-            "group_index": (
-                group_index if group_index is None or type(group_index) is int
-                else _int(headers, "group_index", None)
-            ),
-            "root_id": get("root_id"),
-            "parent_id": get("parent_id"),
-            "shadow": get("shadow"),
-            "timelimit": (
-                (None, None) if limits is None or limits == _NULL_LIMITS else _timelimit(limits)
-            ),
-            "ignore_result": bool(get("ignore_result")),
-            "origin": get("origin"),
-            "argsrepr": get("argsrepr"),
-            "kwargsrepr": get("kwargsrepr"),
-            "replaced_task_nesting": (
-                nesting if type(nesting) is int else _int(headers, "replaced_task_nesting", 0)
-            ),
-            "stamped_headers": list(stamped) if isinstance(stamped, (list, tuple)) else None,
-            "stamps": dict(stamps) if isinstance(stamps, dict) else {},
-            "extra_headers": (
-                {} if headers.keys() <= _KNOWN_HEADERS
-                else {k: v for k, v in headers.items() if k not in _KNOWN_HEADERS}
-            ),
-            "priority": env.priority,
-            "reply_to": env.reply_to,
-            "protocol": 2,
-        }
-    )
-
-
-def _complete_message(values: dict[str, Any]) -> TaskMessage:
-    """A TaskMessage from a dict naming every field (see :func:`task_message`)."""
+    stamped, stamps = get("stamped_headers"), get("stamps")
     msg = object.__new__(TaskMessage)
-    msg.__dict__.update(values)
+    # The instance dict itself (the frozen class refuses attribute writes): every
+    # field, in declaration order, as TaskMessage's __init__ would set them.
+    object.__setattr__(msg, "__dict__", {
+        "task": task,
+        "id": task_id,
+        "args": args,
+        "kwargs": kwargs,
+        "callbacks": None if callbacks is None else _sig_list(callbacks, "callbacks"),
+        "errbacks": None if errbacks is None else _sig_list(errbacks, "errbacks"),
+        "chain": None if chain is None else _sig_list(chain, "chain"),
+        "chord": None if chord is None else _sig(chord, "chord"),
+        "eta": None if eta is None else _parse_dt(eta, "eta"),
+        "expires": None if expires is None else _parse_dt(expires, "expires"),
+        "retries": retries if type(retries) is int else _int(headers, "retries", 0),
+        "group": group,
+        "group_index": (
+            group_index if group_index is None or type(group_index) is int
+            else _int(headers, "group_index", None)
+        ),
+        "root_id": root_id,
+        "parent_id": parent_id,
+        "shadow": shadow,
+        "timelimit": (
+            (None, None) if limits is None or limits == _NULL_LIMITS else _timelimit(limits)
+        ),
+        "ignore_result": bool(get("ignore_result")),
+        "origin": origin,
+        "argsrepr": argsrepr,
+        "kwargsrepr": kwargsrepr,
+        "replaced_task_nesting": (
+            nesting if type(nesting) is int else _int(headers, "replaced_task_nesting", 0)
+        ),
+        "stamped_headers": list(stamped) if isinstance(stamped, (list, tuple)) else None,
+        "stamps": dict(stamps) if isinstance(stamps, dict) else {},
+        "extra_headers": (
+            {} if headers.keys() <= _KNOWN_HEADERS
+            else {k: v for k, v in headers.items() if k not in _KNOWN_HEADERS}
+        ),
+        "priority": env.priority,
+        "reply_to": env.reply_to,
+        "protocol": 2,
+    })
     return msg
 
 

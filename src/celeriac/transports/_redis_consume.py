@@ -94,6 +94,9 @@ class RedisConsuming:
             self.options.extra.get("idle_registration_seconds", _REGISTRATION_SECONDS))
         self._queue_of: dict[str, str] = {}
         self._polled: set[str] = set()
+        # (queues, poll order, list names, channels to watch) of the last fetch
+        self._fetch_plan: tuple[
+            tuple[str, ...], list[tuple[str, str]], list[str], list[str]] | None = None
         self._reconciled_generation = 0
         #: FETCH scripts run (a counter for tests and stats).
         self.fetch_round_trips = 0
@@ -135,9 +138,21 @@ class RedisConsuming:
                         time.monotonic() - self._down_since)  # fmt: skip
             self._down_since = None
 
+    def _polling_plan(self, queues: Sequence[str]) -> tuple[
+            list[tuple[str, str]], list[str], list[str]]:
+        """(poll order, list names, channels to watch) for ``queues``; the consumer
+        asks for the same queues at every fetch, so the last plan is kept."""
+        key = tuple(queues)
+        plan = self._fetch_plan
+        if plan is None or plan[0] != key:
+            order = self._poll_order(queues)
+            lists = [name for name, _ in order]
+            watch = [*(self._wake_prefix + name for name in lists), self._push_channel]
+            plan = self._fetch_plan = (key, order, lists, watch)
+        return plan[1], plan[2], plan[3]
+
     async def _fetch(self, queues: Sequence[str], limit: int, timeout: float) -> list[Delivery]:
-        order = self._poll_order(queues)
-        lists = [name for name, _ in order]
+        order, lists, channels = self._polling_plan(queues)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0.0, timeout)
         if self._wake is None:
@@ -145,10 +160,10 @@ class RedisConsuming:
                                       self._pushed.take_announcement)  # fmt: skip
         if any(name not in self._queue_of for name in lists):
             self._queue_of.update(order)
-        if self._polled != set(lists):
+        if len(self._polled) != len(lists) or not self._polled.issuperset(lists):
             await self._stop_polling(self._polled - set(lists))
             self._polled = set(lists)
-        await self._wake.watch([*(self._wake_prefix + name for name in lists), self._push_channel])
+        await self._wake.watch(channels)
         idle = _IDLE_POLL_MIN
         failures = 0
         woken = True
@@ -174,7 +189,9 @@ class RedisConsuming:
                         # wake-up is used up here, so the next fetch looks at once.
                         self._short = False
                     return await self._take_pushed(limit)
-                await self._recover_unknown_fetches()
+                if (self._pending_requeues or self._pending_dead or self._lost_fetches
+                        or self._unknown_fetches):
+                    await self._recover_unknown_fetches()
                 deliveries, next_due = await self._fetch_once(order, lists, limit)
                 failures = 0
             except (redis.exceptions.RedisError, OSError) as exc:
@@ -221,9 +238,10 @@ class RedisConsuming:
                 stray.append(seq)
                 continue
             queue = self._queue_of.get(list_name, list_name)
-            delivery = await self._delivery(seq, list_name, queue, element, False)
-            if delivery is not None:
-                deliveries.append(delivery)
+            try:
+                deliveries.append(self._delivery(seq, list_name, queue, element, False))
+            except DecodeError as exc:
+                await self._set_aside_undecodable(RedisTag(seq, list_name, element), queue, exc)
         if stray:
             await self._retrying("giving back pushed messages", lambda: self._requeue(
                 stray, mark=False))  # fmt: skip
@@ -333,27 +351,23 @@ class RedisConsuming:
         self._pushed.fetched(first, taken, registered=self._short and register != "0",
                              previous_room=raw[1])  # fmt: skip
         deliveries: list[Delivery] = []
+        delivery = self._delivery
         for i in range(2, len(raw), 4):
             seq, index, element = raw[i].decode(), int(raw[i + 1]) - 1, raw[i + 3]
-            redelivered = raw[i + 2] == b"1"
             list_name, queue = order[index]
-            delivery = await self._delivery(seq, list_name, queue, element, redelivered)
-            if delivery is not None:
-                deliveries.append(delivery)
+            try:
+                deliveries.append(delivery(seq, list_name, queue, element, raw[i + 2] == b"1"))
+            except DecodeError as exc:
+                await self._set_aside_undecodable(RedisTag(seq, list_name, element), queue, exc)
         return deliveries, next_due
 
-    async def _delivery(self, seq: str, list_name: str, queue: str, element: bytes,
-                        redelivered: bool) -> Delivery | None:
-        """The delivery of a fetched or pushed element now running here, or ``None``
-        when it does not decode (then set aside as dead)."""
-        tag = RedisTag(seq, list_name, element)
-        try:
-            envelope = decode_element(element)
-        except DecodeError as exc:
-            await self._set_aside_undecodable(tag, queue, exc)
-            return None
+    def _delivery(self, seq: str, list_name: str, queue: str, element: bytes,
+                  redelivered: bool) -> Delivery:
+        """The delivery of a fetched or pushed element now running here;
+        ``DecodeError`` when it does not decode (the caller sets it aside as dead)."""
+        envelope = decode_element(element)
         self._running.add(seq)
-        return Delivery(envelope, queue, tag, redelivered)
+        return Delivery(envelope, queue, RedisTag(seq, list_name, element), redelivered)
 
     async def _set_aside_undecodable(self, tag: RedisTag, queue: str, exc: DecodeError) -> None:
         dead = keys.dead_letter_key(queue)
@@ -415,8 +429,8 @@ class RedisConsuming:
         """Forget finished deliveries with the next fetch, or with one HDEL of their
         own if no fetch runs within a few milliseconds (an idle worker)."""
         seqs = [tag_of(d).seq for d in deliveries]
-        self._pending_acks.extend(seqs)
-        self._finished(seqs)
+        self._pending_acks += seqs
+        self._running.difference_update(seqs)
         if self._linger is None:
             self._arm_linger()
 

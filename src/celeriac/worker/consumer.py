@@ -15,7 +15,6 @@ from collections.abc import Coroutine, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from celeriac import signals
 from celeriac.app.trace import Outcome
 from celeriac.errors import (
     ContentDisallowed,
@@ -30,6 +29,14 @@ from celeriac.protocol.exceptions import exception_to_wire
 from celeriac.protocol.message import parse_task_envelope
 from celeriac.protocol.results import ResultMeta, now_iso
 from celeriac.transports.base import Delivery
+from celeriac.worker._acks import AckSender
+from celeriac.worker._outcomes import (
+    ack_on_failure,
+    exc_type,
+    is_worker_lost,
+    reject_on_worker_lost,
+    send_revoked,
+)
 from celeriac.worker.pools.base import failed_outcome
 from celeriac.worker.request import Request
 
@@ -47,7 +54,7 @@ def _log_internal_error(request: Request) -> None:
                      request.name, request.id)
 
 
-class Consumer:
+class Consumer(AckSender):
     """Owns the fetch loop and the set of in-flight requests of one worker.
 
     Made by :meth:`Worker.run`, inside the worker's event loop.
@@ -74,8 +81,15 @@ class Consumer:
         self._slot = asyncio.Event()
         self._pending_acks: list[Delivery] = []
         self._ack_scheduled = False
+        # True while the fetch loop dispatches a batch without awaiting: acks
+        # queued then go out when the batch is done (see _dispatch).
+        self._dispatching = False
         self._stopping = False
         self._loop = asyncio.get_running_loop()  # made inside the worker's loop
+        # Looked up once per message: bound here.
+        self._tasks_get = self.app.tasks.get
+        self._state = worker.state
+        self._events = worker.events
         self.processed = 0
         # Acks of results written together go out right after their write, from the
         # writer's task (see _stored): no loop turn or task of their own.
@@ -110,12 +124,31 @@ class Consumer:
                 for d in deliveries:
                     await self._safe_reject(d, requeue=True, reason="worker shutting down")
                 break
+            await self._dispatch(deliveries)
+
+    async def _dispatch(self, deliveries: Sequence[Delivery]) -> None:
+        """Vet and start a fetched batch.
+
+        The acks that runs finished inside it queue (a solo batch runs inline)
+        are sent right after it, before the next fetch (which carries them on
+        Redis): no flush task per batch. An await inside the batch (a message
+        that needs :meth:`accept_delivery`) lets other acks schedule their own
+        flush, as outside a batch.
+        """
+        self._dispatching = True
+        try:
             for delivery in deliveries:
                 request = self._ready(delivery)
                 if request is not None:
                     self._start(request)
-                else:
-                    await self.accept_delivery(delivery)
+                    continue
+                self._dispatching = False
+                await self.accept_delivery(delivery)
+                self._dispatching = True
+        finally:
+            self._dispatching = False
+        if self._pending_acks and not self._ack_scheduled:
+            await self._send_acks()
 
     def stop(self) -> None:
         """Stop fetching (warm shutdown starts here)."""
@@ -129,6 +162,8 @@ class Consumer:
                 self._callbacks_done.clear()
                 await self._callbacks_done.wait()
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            # An _execute task cancelled before its first step never ran its finally.
+            self._tasks.difference_update([t for t in self._tasks if t.done()])
         await self.completion.writes_done()
         await self.flush_acks(now=True)
 
@@ -148,19 +183,18 @@ class Consumer:
             message = parse_task_envelope(delivery.envelope, self.accept)
         except (DecodeError, ContentDisallowed):
             return None
-        task = self.app.tasks.get(message.task)
+        task = self._tasks_get(message.task)
         if task is None:
             return None
         request = Request(message, delivery, task)
-        state = self.worker.state
-        if (state.revoked and state.is_revoked(request.id)) or (
-                message.expires is not None and request.expired()):
-            return None
-        if message.eta is not None and message.eta.timestamp() > time.time() + 0.005:
+        eta = message.eta
+        if (self._state.revoked or message.expires is not None or eta is not None) and (
+                self._state.is_revoked(request.id) or request.expired()
+                or (eta is not None and eta.timestamp() > time.time() + 0.005)):
             return None
         if logger.isEnabledFor(logging.INFO):
             logger.info("Received task: %s[%s]", request.display_name, request.id)
-        self.worker.events.task_received(request)
+        self._events.task_received(request)
         return request
 
     async def accept_delivery(self, delivery: Delivery) -> None:
@@ -218,7 +252,7 @@ class Consumer:
         await self.completion.store(request, states.REVOKED,
                                     exception_to_wire(TaskRevokedError(reason)), None, None)
         self.worker.events.task_revoked(request, expired=expired)
-        _send_revoked(request, terminated=False, signum=None, expired=expired)
+        send_revoked(request, terminated=False, signum=None, expired=expired)
         self._queue_ack(request.delivery)
 
     async def _hold(self, request: Request, eta: float) -> None:
@@ -237,16 +271,19 @@ class Consumer:
 
     # -- running ------------------------------------------------------------------------
     def _start(self, request: Request) -> None:
-        self.inflight[request.id] = request
+        self.inflight[request.message.id] = request
         pool = self.pool
-        inline = pool.inline(request.task)
-        if (inline or pool.submits) and self._runs_now(request):
-            if inline:
+        if pool.inline(request.task):
+            if self._runs_now(request):
                 self._run_inline(request)
-            else:
-                self._submit(request)
+                return
+        elif pool.submits and self._runs_now(request):
+            self._submit(request)
             return
-        self._spawn(self._execute(request))
+        # No done callback (a loop turn per task): _execute leaves the set itself.
+        runner = self._loop.create_task(self._execute(request))
+        request.runner = runner
+        self._tasks.add(runner)
 
     def _acks_late(self, request: Request) -> bool:
         value = getattr(request.task, "acks_late", None)
@@ -267,32 +304,32 @@ class Consumer:
             return False
         if not self._acks_late(request):
             return False  # its ack must reach the broker before it runs
-        if worker.state.revoked and worker.state.is_revoked(request.id):
+        if self._state.revoked and self._state.is_revoked(request.id):
             return False
         if request.message.expires is not None and request.expired():
             return False
-        return worker.rate_limits.try_acquire(request.name, getattr(task, "rate_limit", None))
+        return worker.rate_limits.try_acquire(request.message.task,
+                                              getattr(task, "rate_limit", None))
 
     def _run_inline(self, request: Request) -> None:
         """Run ``request`` now (see :meth:`_runs_now`); the result write and the
         ack follow in a task only when the outcome needs I/O beyond the ack."""
         worker = self.worker
-        acks_late = self._acks_late(request)
         try:
-            worker.events.task_started(request)
+            self._events.task_started(request)
             request.started = time.monotonic()
             job = request.to_job(worker.hostname, worker.time_limit, worker.soft_time_limit)
             out = self.pool.run_inline(request.task, job)
-            if self._settled(request, out, acks_late):
+            if self._settled(request, out, True):  # _runs_now: acks_late
                 self._done(request)
                 return
-            if acks_late and self._store_soon(request, out):
+            if self._store_soon(request, out):
                 return
         except Exception:
             _log_internal_error(request)
-            self._spawn(self._after_inline(request, None, acks_late))
+            self._spawn(self._after_inline(request, None, True))
             return
-        self._spawn(self._after_inline(request, out, acks_late))
+        self._spawn(self._after_inline(request, out, True))
 
     async def _after_inline(self, request: Request, out: Outcome | None, acks_late: bool) -> None:
         """The I/O after an inline run (``out`` is ``None`` when the run itself broke)."""
@@ -402,7 +439,7 @@ class Consumer:
         runner.add_done_callback(self._tasks.discard)
 
     def _done(self, request: Request) -> None:
-        self.inflight.pop(request.id, None)
+        self.inflight.pop(request.message.id, None)
         self._slot.set()
 
     async def _execute(self, request: Request) -> None:
@@ -433,6 +470,7 @@ class Consumer:
             _log_internal_error(request)
             await self._give_back(request)
         finally:
+            self._tasks.discard(request.runner)
             self._done(request)
 
     def _settled(self, request: Request, out: Outcome, acks_late: bool) -> bool:
@@ -452,27 +490,26 @@ class Consumer:
 
     def _count(self, request: Request, out: Outcome) -> None:
         """A finished task's event and counters."""
-        worker = self.worker
-        worker.events.task_outcome(request, out)
+        self._events.task_outcome(request, out)
         self.processed += 1
-        worker.state.processed(request.name)
+        self._state.processed(request.message.task)
 
     async def _after_run(self, request: Request, out: Outcome, acks_late: bool) -> None:
         """Everything after the pool returned: store, follow-ups, events, ack or reject."""
         worker = self.worker
         if out.status != states.REVOKED and worker.state.is_revoked(request.id) and \
-                _exc_type(out) == "TaskRevokedError":
+                exc_type(out) == "TaskRevokedError":
             out.status = states.REVOKED  # stopped by revoke(terminate=True)
         if out.status == states.REVOKED:
-            _send_revoked(request, terminated=True, signum=None, expired=False)
+            send_revoked(request, terminated=True, signum=None, expired=False)
         worker.log_outcome(request, out)
         if out.requeue and out.status != states.REJECTED:
             # Cold shutdown or a lost child with reject_on_worker_lost: run it again.
             if acks_late:
                 await self._safe_reject(request.delivery, requeue=True, reason="requeued")
             return
-        if out.status == states.FAILURE and _is_worker_lost(out) and acks_late and \
-                _reject_on_worker_lost(self.app, request):
+        if out.status == states.FAILURE and is_worker_lost(out) and acks_late and \
+                reject_on_worker_lost(self.app, request):
             await self._safe_reject(request.delivery, requeue=True, reason="worker lost")
             return
         try:
@@ -500,76 +537,15 @@ class Consumer:
                                         reason=out.reason)
             return
         if acks_late:
-            if out.status == states.FAILURE and not _ack_on_failure(self.app, request) \
-                    and not _is_worker_lost(out):
+            if out.status == states.FAILURE and not ack_on_failure(self.app, request) \
+                    and not is_worker_lost(out):
                 # As Celery: rejected without requeue (re-running a failing task
                 # forever helps nobody); it is set aside in the dead-letter store.
                 await self._safe_reject(request.delivery, requeue=False, reason=(
-                    f"task failed ({_exc_type(out)}) and task_acks_on_failure_or_timeout "
+                    f"task failed ({exc_type(out)}) and task_acks_on_failure_or_timeout "
                     "is off"))
             else:
                 self._queue_ack(request.delivery)
-
-    # -- acks ------------------------------------------------------------------------------
-    def _queue_ack(self, delivery: Delivery) -> None:
-        """Ack ``delivery`` (its task is done) with the others of this loop turn;
-        they may ride with the transport's next fetch (``ack_soon``)."""
-        self._pending_acks.append(delivery)
-        if not self._ack_scheduled:
-            # The flush task starts two loop turns from now and takes every ack
-            # queued by then: under load (a drain) that coalesces the acks of
-            # several pipe reads into one write. The acks of stored results do
-            # not wait for it (see _stored).
-            self._ack_scheduled = True
-            self._loop.call_soon(self._spawn_flush)
-
-    def _spawn_flush(self) -> None:
-        self._spawn(self.flush_acks())
-
-    async def flush_acks(self, *, now: bool = False) -> None:
-        """Send every pending ack in one call: with the transport's next fetch when
-        it can carry them (within milliseconds), or at once when ``now``."""
-        self._ack_scheduled = False
-        await self._send_acks(now=now)
-
-    async def _send_acks(self, *, now: bool = False) -> None:
-        """:meth:`flush_acks` without clearing the flag of a scheduled flush (which
-        then finds nothing to send): the hook run after each batch of result writes."""
-        if not self._pending_acks:
-            return
-        batch, self._pending_acks = self._pending_acks, []
-        for attempt in range(5):
-            try:
-                await (self.transport.ack(batch) if now else self.transport.ack_soon(batch))
-                return
-            except OperationalError as exc:
-                logger.warning("ack of %d messages failed (%s); retrying", len(batch), exc)
-                await asyncio.sleep(0.2 * (attempt + 1))
-        logger.error("could not ack %d messages; they will be redelivered", len(batch))
-
-    async def _ack_on_receipt(self, request: Request) -> bool:
-        """acks_late off: the ack reaches the broker before the task runs, so a
-        worker that dies mid-task does not run it again (at most once). ``False``
-        when the broker could not be told: the task is not run here (the message
-        comes back to a worker when its lease ends)."""
-        for attempt in range(5):
-            try:
-                await self.transport.ack([request.delivery])
-                return True
-            except OperationalError as exc:
-                logger.warning("ack of %s[%s] failed (%s); retrying",
-                               request.name, request.id, exc)
-                await asyncio.sleep(0.2 * (attempt + 1))
-        logger.error("could not ack %s[%s] before running it (acks_late off); not run "
-                     "here, it will be redelivered", request.name, request.id)
-        return False
-
-    async def _safe_reject(self, delivery: Delivery, *, requeue: bool, reason: str) -> None:
-        try:
-            await self.transport.reject(delivery, requeue=requeue, reason=reason)
-        except OperationalError as exc:
-            logger.error("could not reject a message (%s); its lease will expire and it "
-                         "will be redelivered", exc)
 
     def active(self) -> Sequence[Request]:
         """Requests running now."""
@@ -578,29 +554,3 @@ class Consumer:
     def scheduled(self) -> Sequence[Request]:
         """ETA requests held in memory."""
         return [r for r, _ in self.held.values()]
-
-
-def _exc_type(out: Outcome) -> str | None:
-    value = out.exc_wire.get("exc_type") if out.exc_wire else None
-    return value if isinstance(value, str) else None
-
-
-def _is_worker_lost(out: Outcome) -> bool:
-    return _exc_type(out) == "WorkerLostError"
-
-
-def _send_revoked(request: Request, *, terminated: bool, signum: int | None,
-                  expired: bool) -> None:
-    if signals.task_revoked.receivers:
-        signals.task_revoked.send(sender=request.task, request=request, terminated=terminated,
-                                  signum=signum, expired=expired)
-
-
-def _reject_on_worker_lost(app: Any, request: Request) -> bool:
-    value = getattr(request.task, "reject_on_worker_lost", None)
-    return bool(app.conf.settings.task_reject_on_worker_lost if value is None else value)
-
-
-def _ack_on_failure(app: Any, request: Request) -> bool:
-    value = getattr(request.task, "acks_on_failure_or_timeout", None)
-    return bool(app.conf.settings.task_acks_on_failure_or_timeout if value is None else value)

@@ -101,15 +101,20 @@ class RateLimiter:
         self.disabled = disabled
         self._limits: dict[str, _Limit] = {}
         self._configured: dict[str, float | None] = {}
+        # Names seen without a limit (no bucket, so nobody ever holds their lock):
+        # try_acquire answers these with one set look-up. set() takes a name out.
+        self._unlimited: set[str] = set()
 
     def configure(self, name: str, rate: str | float | None) -> None:
         """Set the rate of ``name`` from its task option (``None``: the worker default)."""
         self._configured[name] = parse_rate(rate) if rate is not None else self.default
+        self._unlimited.discard(name)
 
     def set(self, name: str, rate: str | float | None) -> None:
         """Change the rate of ``name`` now (``None``/``0`` removes the limit); wakes waiters."""
         value = parse_rate(rate)
         self._configured[name] = value
+        self._unlimited.discard(name)
         limit = self._limits.get(name)
         if limit is not None:
             limit.rate = value
@@ -141,12 +146,15 @@ class RateLimiter:
         ``False`` leaves everything as it was: the caller then awaits
         :meth:`acquire` (a token is due later, or earlier requests wait first).
         """
-        if self.disabled:
+        if self.disabled or name in self._unlimited:
             return True
         limit = self._limit(name, task_rate)
         if limit.lock.locked():
             return False
-        return limit.bucket is None or limit.bucket.take()
+        if limit.bucket is None:
+            self._unlimited.add(name)
+            return True
+        return limit.bucket.take()
 
     async def acquire(self, name: str, task_rate: str | float | None = None) -> float:
         """Wait for a token of ``name`` (no-op when unlimited); returns seconds waited.

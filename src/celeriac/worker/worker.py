@@ -14,6 +14,7 @@ maintenance loop in one :class:`asyncio.TaskGroup`. Shutdown:
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -164,6 +165,7 @@ class Worker:
         app.attach_worker_rooms(self)  # remote control (the facade's app attaches it)
         self._stop = asyncio.Event()
         self._cold = False
+        self._owns_process = False  # install_signal_handlers() says so
         self.ready = asyncio.Event()
         self.exitcode = 0
         signals.celeryd_after_setup.send(sender=self.hostname, instance=self, conf=app.conf)
@@ -172,6 +174,8 @@ class Worker:
     async def run(self) -> int:
         """Run until stopped; returns the process exit code."""
         signals.worker_init.send(sender=self)
+        if self._owns_process:
+            _freeze_startup_heap()
         await self.pool.start()
         try:
             await self._connect()
@@ -269,7 +273,10 @@ class Worker:
         logger.info("rate limit of %s set to %s", task_name, rate or "unlimited")
 
     def install_signal_handlers(self) -> None:
-        """SIGTERM/SIGINT: warm, then cold on the second; SIGQUIT: cold."""
+        """Take over the process (the ``celeriac worker`` command does): SIGTERM/SIGINT
+        warm, then cold on the second; SIGQUIT cold. :meth:`run` then also freezes
+        the start-up heap for the garbage collector (see ``_freeze_startup_heap``)."""
+        self._owns_process = True
         loop = asyncio.get_running_loop()
 
         def warm() -> None:
@@ -288,11 +295,13 @@ class Worker:
     # -- logging -------------------------------------------------------------------------
     def log_outcome(self, request: Request, out: Outcome) -> None:
         """Celery's outcome lines: succeeded/failed/retry."""
-        name, tid = request.display_name, request.id
         if out.status == states.SUCCESS:
             if logger.isEnabledFor(logging.INFO):
-                logger.info("Task %s[%s] succeeded in %.6fs: %r", name, tid, out.runtime, out.value)
-        elif out.status == states.RETRY:
+                logger.info("Task %s[%s] succeeded in %.6fs: %r", request.display_name,
+                            request.id, out.runtime, out.value)
+            return
+        name, tid = request.display_name, request.id
+        if out.status == states.RETRY:
             logger.info("Task %s[%s] retry: %s", name, tid, _exc_text(out))
         elif out.status == states.FAILURE:
             logger.error("Task %s[%s] raised unexpected: %s\n%s", name, tid, _exc_text(out),
@@ -310,6 +319,22 @@ class Worker:
             "transport": self.transport.describe(),
             "results": self.backend.describe() if self.backend is not None else "disabled",
         }
+
+
+def _freeze_startup_heap() -> None:
+    """Move everything alive now (modules, the app, its tasks) out of the cyclic
+    garbage collector's sight, in a process that runs nothing but this worker.
+
+    Without it, each full collection walks that whole start-up heap again; with a
+    large prefetch window (the asyncio pool's 400 messages) in-flight requests
+    survive young collections fast enough to trigger a full one every few
+    hundred messages, ~5 us of CPU per task. Frozen objects are still freed by
+    reference counting; prefork children forked afterwards also leave the
+    shared pages untouched. Only done when the worker owns its process: an
+    embedding program keeps its collector as it set it.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _exc_text(out: Outcome) -> str:

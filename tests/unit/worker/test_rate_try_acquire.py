@@ -28,3 +28,16 @@ async def test_a_waiting_request_keeps_its_turn() -> None:
     # Even once a token is due, a newcomer does not overtake the waiter.
     assert not limiter.try_acquire("paced")
     assert await asyncio.wait_for(waiter, 5) > 0
+
+
+def test_a_limit_set_on_a_name_seen_unlimited_applies_at_once() -> None:
+    # try_acquire remembers unlimited names (one set look-up per request);
+    # a rate set at run time (remote control's rate_limit) takes it back out.
+    limiter = RateLimiter()
+    assert limiter.try_acquire("task", None)
+    assert limiter.try_acquire("task", None)
+    limiter.set("task", "1/h")
+    assert limiter.try_acquire("task")  # the new bucket's one token
+    assert not limiter.try_acquire("task")
+    limiter.set("task", None)
+    assert limiter.try_acquire("task") and limiter.try_acquire("task")

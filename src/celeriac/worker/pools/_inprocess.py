@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +15,58 @@ from celeriac.worker.pools.base import Job, Pool, failed_outcome
 if TYPE_CHECKING:
     from celeriac.app.task import Task
 
-__all__ = ["run_coroutine_job"]
+__all__ = ["Slots", "run_coroutine_job"]
+
+
+class Slots:
+    """A FIFO counting semaphore whose uncontended take needs no coroutine.
+
+    The asyncio pool takes a slot per coroutine job: with ``asyncio.Semaphore``
+    that is an ``async with`` (three coroutines) even when a slot is free.
+    Here :meth:`try_take` takes a free slot synchronously; only a job that
+    must wait awaits :meth:`take`. A released slot goes straight to the oldest
+    waiter (no barging), and a waiter cancelled after it was handed a slot
+    passes it on.
+    """
+
+    __slots__ = ("_waiters", "free")
+
+    def __init__(self, count: int) -> None:
+        self.free = count
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def try_take(self) -> bool:
+        """Take a slot if one is free and nobody waits; whether it was taken."""
+        if self.free > 0 and not self._waiters:
+            self.free -= 1
+            return True
+        return False
+
+    async def take(self) -> None:
+        """Take a slot, waiting in line for one if need be."""
+        if self.try_take():
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.give()  # handed a slot as we were cancelled: the next one gets it
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            raise
+
+    def give(self) -> None:
+        """Return a slot: to the oldest waiter, if any."""
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.free += 1
 
 
 async def run_coroutine_job(task: Task[Any, Any], job: Job) -> Outcome:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any, ClassVar
 
-from celeriac.app.trace import Outcome
+from celeriac.app.trace import Outcome, arun_task
 from celeriac.errors import NotRegistered
-from celeriac.worker.pools._inprocess import run_coroutine_job
+from celeriac.worker.pools._inprocess import Slots, run_coroutine_job
 from celeriac.worker.pools.base import Job, Pool, PoolOptions, failed_outcome
 from celeriac.worker.pools.threads import ThreadsPool
 
@@ -27,13 +27,12 @@ class AsyncioPool(Pool):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._semaphore: asyncio.Semaphore | None = None
+        self._slots = Slots(self.limit)
         self._threads = ThreadsPool(self.app, PoolOptions(concurrency=max(1, min(self.limit, 8))))
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._terminated: set[str] = set()
 
     async def start(self) -> None:
-        self._semaphore = asyncio.Semaphore(self.limit)
         await self._threads.start()
 
     async def run(self, job: Job) -> Outcome:
@@ -43,26 +42,30 @@ class AsyncioPool(Pool):
             return failed_outcome(exc)
         if not task.is_async:
             return await self._threads.run(job)
-        assert self._semaphore is not None
-        async with self._semaphore:
-            # The coroutine runs in the caller's task (no second task per job: it
-            # costs as much as the framework's whole per-task work); terminate()
-            # cancels that task and the CancelledError is turned into an outcome here.
-            current = asyncio.current_task()
-            assert current is not None
-            task_id = job.ctx.id or ""
-            self._running[task_id] = current
-            try:
+        slots = self._slots
+        if not slots.try_take():
+            await slots.take()
+        # The coroutine runs in the caller's task (no second task per job: it
+        # costs as much as the framework's whole per-task work); terminate()
+        # cancels that task and the CancelledError is turned into an outcome here.
+        current = asyncio.current_task()
+        assert current is not None
+        task_id = job.ctx.id or ""
+        self._running[task_id] = current
+        try:
+            if job.soft_time_limit or job.time_limit:
                 return await run_coroutine_job(task, job)
-            except asyncio.CancelledError:
-                if task_id in self._terminated and current.uncancel() == 0:
-                    from celeriac.errors import TaskRevokedError
+            return await arun_task(task, job.ctx)
+        except asyncio.CancelledError:
+            if task_id in self._terminated and current.uncancel() == 0:
+                from celeriac.errors import TaskRevokedError
 
-                    return failed_outcome(TaskRevokedError("terminated"))
-                raise
-            finally:
-                self._running.pop(task_id, None)
-                self._terminated.discard(task_id)
+                return failed_outcome(TaskRevokedError("terminated"))
+            raise
+        finally:
+            self._running.pop(task_id, None)
+            self._terminated.discard(task_id)
+            slots.give()
 
     async def terminate(self, task_id: str, signum: int) -> bool:
         runner = self._running.get(task_id)
