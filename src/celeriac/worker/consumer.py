@@ -37,7 +37,7 @@ from celeriac.worker._outcomes import (
     reject_on_worker_lost,
     send_revoked,
 )
-from celeriac.worker.pools.base import failed_outcome
+from celeriac.worker.pools.base import Job, failed_outcome
 from celeriac.worker.request import Request
 
 if TYPE_CHECKING:
@@ -314,22 +314,30 @@ class Consumer(AckSender):
     def _run_inline(self, request: Request) -> None:
         """Run ``request`` now (see :meth:`_runs_now`); the result write and the
         ack follow in a task only when the outcome needs I/O beyond the ack."""
-        worker = self.worker
         try:
-            self._events.task_started(request)
-            request.started = time.monotonic()
-            job = request.to_job(worker.hostname, worker.time_limit, worker.soft_time_limit)
-            out = self.pool.run_inline(request.task, job)
-            if self._settled(request, out, True):  # _runs_now: acks_late
-                self._done(request)
-                return
-            if self._store_soon(request, out):
+            out = self.pool.run_inline(request.task, self._start_job(request))
+            if self._finished_soon(request, out):  # _runs_now: acks_late
                 return
         except Exception:
             _log_internal_error(request)
             self._spawn(self._after_inline(request, None, True))
             return
         self._spawn(self._after_inline(request, out, True))
+
+    def _start_job(self, request: Request) -> Job:
+        """Mark ``request`` started (event, clock) and make the pool's job of it."""
+        worker = self.worker
+        self._events.task_started(request)
+        request.started = time.monotonic()
+        return request.to_job(worker.hostname, worker.time_limit, worker.soft_time_limit)
+
+    def _finished_soon(self, request: Request, out: Outcome) -> bool:
+        """Settle an acks-late outcome without a task where it can: ``True`` when
+        nothing is left to do, or what is left was handed over (:meth:`_store_soon`)."""
+        if self._settled(request, out, True):
+            self._done(request)
+            return True
+        return self._store_soon(request, out)
 
     async def _after_inline(self, request: Request, out: Outcome | None, acks_late: bool) -> None:
         """The I/O after an inline run (``out`` is ``None`` when the run itself broke)."""
@@ -347,13 +355,9 @@ class Consumer(AckSender):
     def _submit(self, request: Request) -> None:
         """Hand ``request`` to the pool (see :meth:`_runs_now`); :meth:`_submitted`
         gets its outcome, and the I/O after it runs in a task only when needed."""
-        worker = self.worker
         self._callbacks_due += 1
         try:
-            worker.events.task_started(request)
-            request.started = time.monotonic()
-            job = request.to_job(worker.hostname, worker.time_limit, worker.soft_time_limit)
-            self.pool.submit(job, partial(self._submitted, request))
+            self.pool.submit(self._start_job(request), partial(self._submitted, request))
         except Exception:
             _log_internal_error(request)
             self._submitted(request, None)
@@ -363,10 +367,7 @@ class Consumer(AckSender):
         try:
             if out is not None:
                 try:
-                    if self._settled(request, out, True):
-                        self._done(request)
-                        return
-                    if self._store_soon(request, out):
+                    if self._finished_soon(request, out):
                         return
                 except Exception:
                     _log_internal_error(request)
