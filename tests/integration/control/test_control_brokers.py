@@ -6,13 +6,13 @@ Each test asserts the command's effect on the worker, not only its reply.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from tests.helpers.control import broadcast_concurrently
 from tests.integration.control.conftest import Project, start_worker
 
 from celeriac import Celery
@@ -206,21 +206,8 @@ def test_clock_is_a_lamport_clock(project: Project, worker: str) -> None:
 def test_concurrent_calls_share_the_reply_queue_and_the_last_deletes_it(
         project: Project, worker: str) -> None:
     app = project.client()
-    answers: list[Any] = []
-    lock = threading.Lock()
-
-    def ask(command: str) -> None:
-        for _ in range(3):
-            got = app.control.broadcast(command, {}, [worker], reply=True, timeout=10.0)
-            with lock:
-                answers.append((command, got))
-
-    threads = [threading.Thread(target=ask, args=(c,))
-               for c in ("ping", "clock", "active_queues", "ping")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    answers = broadcast_concurrently(app, ("ping", "clock", "active_queues", "ping"),
+                                     destination=[worker], reply=True, timeout=10.0)
     assert len(answers) == 12
     for command, got in answers:
         assert isinstance(got, list) and len(got) == 1 and worker in got[0], (command, got)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from tests.helpers.control import broadcast_concurrently
 
 from celeriac import Celery
 from celeriac.cli.control import arguments_for
@@ -199,21 +200,8 @@ def test_concurrent_calls_of_one_process_each_get_their_replies(app: Celery) -> 
     # All calls of a process share the app's reply queue: a call that reads
     # another's reply must keep it for that call, not drop it.
     with run_worker(app, hostname="w1@t"):
-        answers: list[object] = []
-        lock = threading.Lock()
-
-        def ask(command: str) -> None:
-            for _ in range(3):
-                got = app.control.broadcast(command, {}, reply=True, timeout=10.0, limit=1)
-                with lock:
-                    answers.append((command, got))
-
-        threads = [threading.Thread(target=ask, args=(c,))
-                   for c in ("ping", "stats", "active_queues", "ping")]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
+        answers = broadcast_concurrently(app, ("ping", "stats", "active_queues", "ping"),
+                                         reply=True, timeout=10.0, limit=1)
         assert len(answers) == 12
         for command, got in answers:
             assert isinstance(got, list) and len(got) == 1 and "w1@t" in got[0], (command, got)
